@@ -1,0 +1,116 @@
+import CCapstone
+import GoBinary
+
+/// Where gmon puts its two uprobes in a Go executable, and which register
+/// holds the `g` there.
+///
+/// The kernel emulates a probed CALL instead of single-stepping it, which
+/// makes a probe on a CALL ~15× cheaper than one on a function's first
+/// instruction or a RET. So gmon probes `CALL runtime.runqput` inside
+/// `runtime.newproc.func1` (RBX = new g, second argument) and
+/// `CALL runtime.mcall` inside `runtime.goexit1` (R14 = exiting g), and
+/// falls back to the classic, slower sites only when those calls are absent.
+public struct AttachPoint: Sendable, Equatable, Codable {
+    public enum Register: String, Sendable, Codable { case rax, rbx, r14 }
+    public enum Kind: String, Sendable, Codable {
+        /// uprobe on a CALL instruction (emulated by the kernel: cheap).
+        case callInstruction = "call"
+        /// uprobe on a function's first instruction (single-stepped).
+        case functionEntry = "entry"
+        /// uretprobe (return trampoline: the most expensive).
+        case functionReturn = "return"
+    }
+
+    public var kind: Kind
+    /// The function the probe sits in.
+    public var function: String
+    /// The callee, for `.callInstruction`.
+    public var callee: String?
+    public var address: UInt64
+    public var fileOffset: UInt64
+    public var register: Register
+
+    public var isReturnProbe: Bool { kind == .functionReturn }
+}
+
+public struct AttachPlan: Sendable, Equatable, Codable {
+    public var creation: AttachPoint
+    public var exit: AttachPoint
+    /// Sentences for the user when a fallback was taken, naming its cost.
+    public var warnings: [String]
+}
+
+public enum AttachPointError: Error, CustomStringConvertible {
+    case disassembler(String)
+    public var description: String {
+        switch self { case .disassembler(let s): return "cannot disassemble the Go runtime: \(s)" }
+    }
+}
+
+public enum AttachPoints {
+    public static func plan(for exe: GoExecutable) throws -> AttachPlan {
+        var warnings: [String] = []
+        let creation: AttachPoint
+        if let p = try callSite(in: "runtime.newproc.func1", calling: "runtime.runqput", exe: exe, register: .rbx) {
+            creation = p
+        } else {
+            let f = try exe.functionEntry("runtime.newproc1")
+            creation = AttachPoint(kind: .functionReturn, function: "runtime.newproc1", callee: nil,
+                                   address: f.entry, fileOffset: try fileOffset(exe, f.entry), register: .rax)
+            warnings.append("no CALL runtime.runqput in runtime.newproc.func1: watching creations with a uretprobe on runtime.newproc1, which costs about 10 µs per goroutine instead of about 0.3 µs")
+        }
+        let exit: AttachPoint
+        if let p = try callSite(in: "runtime.goexit1", calling: "runtime.mcall", exe: exe, register: .r14) {
+            exit = p
+        } else {
+            let f = try exe.functionEntry("runtime.goexit1")
+            exit = AttachPoint(kind: .functionEntry, function: "runtime.goexit1", callee: nil,
+                               address: f.entry, fileOffset: try fileOffset(exe, f.entry), register: .r14)
+            warnings.append("no CALL runtime.mcall in runtime.goexit1: watching exits with a uprobe at the entry of runtime.goexit1, which costs about 5 µs per goroutine instead of about 0.3 µs")
+        }
+        return AttachPlan(creation: creation, exit: exit, warnings: warnings)
+    }
+
+    static func fileOffset(_ exe: GoExecutable, _ address: UInt64) throws -> UInt64 {
+        guard let o = exe.elf.fileOffset(ofAddress: address) else {
+            throw GoBinaryError.malformed("address 0x\(String(address, radix: 16)) is not backed by the file")
+        }
+        return UInt64(o)
+    }
+
+    /// The first direct CALL to `callee` inside `function`, decoded with Capstone.
+    static func callSite(in function: String, calling callee: String, exe: GoExecutable, register: AttachPoint.Register) throws -> AttachPoint? {
+        guard let f = try? exe.functionEntry(function), let target = try? exe.functionEntry(callee) else { return nil }
+        let code = try exe.code(from: f.entry, to: f.end)
+        for call in try directCalls(code: Array(code), address: f.entry) where call.target == target.entry {
+            return AttachPoint(kind: .callInstruction, function: function, callee: callee,
+                               address: call.address, fileOffset: try fileOffset(exe, call.address), register: register)
+        }
+        return nil
+    }
+
+    /// Every `CALL rel32` in the code with its absolute target.
+    public static func directCalls(code: [UInt8], address: UInt64) throws -> [(address: UInt64, target: UInt64)] {
+        var handle: csh = 0
+        guard cs_open(CS_ARCH_X86, CS_MODE_64, &handle) == CS_ERR_OK else {
+            throw AttachPointError.disassembler("cs_open failed")
+        }
+        defer { cs_close(&handle) }
+        cs_option(handle, CS_OPT_DETAIL, Int(CS_OPT_ON.rawValue))
+        // Keep going past bytes Capstone cannot decode (padding, data in text).
+        cs_option(handle, CS_OPT_SKIPDATA, Int(CS_OPT_ON.rawValue))
+        var insns: UnsafeMutablePointer<cs_insn>?
+        let n = code.withUnsafeBufferPointer { cs_disasm(handle, $0.baseAddress, $0.count, address, 0, &insns) }
+        guard let list = insns else { return [] }
+        defer { cs_free(list, n) }
+        var out: [(UInt64, UInt64)] = []
+        for i in 0..<n {
+            let insn = list[i]
+            guard insn.id == X86_INS_CALL.rawValue, let detail = insn.detail else { continue }
+            let x86 = detail.pointee.x86
+            guard x86.op_count == 1, x86.operands.0.type == X86_OP_IMM else { continue }
+            out.append((insn.address, UInt64(bitPattern: x86.operands.0.imm)))
+        }
+        return out
+    }
+}

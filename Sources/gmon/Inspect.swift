@@ -1,0 +1,147 @@
+import ArgumentParser
+import AttachPoints
+import Foundation
+import GoBinary
+
+/// Overrides for the runtime.g offsets, for releases gmon does not know.
+struct LayoutOverrides: ParsableArguments {
+    @Option(name: .customLong("goid-offset"), help: "Offset of runtime.g.goid (bytes), for Go releases gmon does not know.")
+    var goid: Int?
+    @Option(name: .customLong("gopc-offset"), help: "Offset of runtime.g.gopc.")
+    var gopc: Int?
+    @Option(name: .customLong("startpc-offset"), help: "Offset of runtime.g.startpc.")
+    var startpc: Int?
+    @Option(name: .customLong("parent-goid-offset"), help: "Offset of runtime.g.parentGoid (Go 1.21+).")
+    var parentGoid: Int?
+
+    func validate() throws {
+        for (name, v) in [("goid", goid), ("gopc", gopc), ("startpc", startpc), ("parent-goid", parentGoid)] {
+            if let v, !(0...4096).contains(v) { throw ValidationError("--\(name)-offset \(v) is out of range (0…4096)") }
+        }
+    }
+
+    /// The layout to use: all overrides given win; otherwise DWARF or the table.
+    func layout(for exe: GoExecutable) throws -> RuntimeLayout {
+        if let goid, let gopc, let startpc {
+            return RuntimeLayout(goid: goid, gopc: gopc, startpc: startpc, parentGoid: parentGoid, source: .override)
+        }
+        if goid != nil || gopc != nil || startpc != nil {
+            throw ValidationError("--goid-offset, --gopc-offset and --startpc-offset go together")
+        }
+        return try exe.runtimeLayout()
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show what gmon reads from a Go executable: release, uprobe sites, runtime.g layout; symbolize addresses.")
+
+    @Argument(help: "Path of the Go executable.")
+    var path: String
+
+    @Option(name: .customLong("pc"), help: "Symbolize this address (hex, repeatable), with inlined frames.")
+    var pcs: [String] = []
+
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+
+    @OptionGroup var overrides: LayoutOverrides
+
+    func run() throws {
+        let exe = try loadExecutable(path)
+        let layout = try overrides.layout(for: exe)
+        let plan = try AttachPoints.plan(for: exe)
+        var addresses: [UInt64] = []
+        for s in pcs {
+            let t = s.hasPrefix("0x") || s.hasPrefix("0X") ? String(s.dropFirst(2)) : s
+            guard let v = UInt64(t, radix: 16) else { throw ValidationError("--pc \(s) is not a hexadecimal address") }
+            addresses.append(v)
+        }
+        let report = InspectReport(exe: exe, layout: layout, plan: plan, pcs: try addresses.map { pc in
+            InspectReport.Symbolized(pc: hex(pc), frames: try exe.pclntab.frames(at: pc).map {
+                .init(function: $0.function, file: $0.file, line: $0.line, inlined: $0.inlined)
+            })
+        })
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try enc.encode(report), as: UTF8.self))
+        } else {
+            print(report.text)
+        }
+    }
+}
+
+struct InspectReport: Encodable {
+    struct Probe: Encodable {
+        var kind: String, function: String, callee: String?, address: String, fileOffset: String, register: String
+    }
+    struct Offsets: Encodable { var goid: Int, gopc: Int, startpc: Int, parentGoid: Int?, source: String }
+    struct Symbolized: Encodable {
+        struct F: Encodable { var function: String, file: String, line: Int, inlined: Bool }
+        var pc: String
+        var frames: [F]
+    }
+
+    var path: String, goVersion: String, module: String?, moduleVersion: String?
+    var pie: Bool, stripped: Bool, dwarf: Bool, functions: Int, pclntabFormat: String
+    var creationProbe: Probe, exitProbe: Probe, warnings: [String]
+    var runtimeG: Offsets
+    var pcs: [Symbolized]
+
+    init(exe: GoExecutable, layout: RuntimeLayout, plan: AttachPlan, pcs: [Symbolized]) {
+        func probe(_ p: AttachPoint) -> Probe {
+            Probe(kind: p.kind.rawValue, function: p.function, callee: p.callee, address: hex(p.address),
+                  fileOffset: hex(p.fileOffset), register: p.register.rawValue)
+        }
+        path = exe.path; goVersion = exe.goVersion
+        module = exe.buildInfo.mainModule; moduleVersion = exe.buildInfo.mainModuleVersion
+        pie = exe.isPIE; stripped = exe.isStripped; dwarf = exe.hasDWARF
+        functions = exe.pclntab.functionCount
+        pclntabFormat = "\(exe.pclntab.format)"
+        creationProbe = probe(plan.creation); exitProbe = probe(plan.exit); warnings = plan.warnings
+        runtimeG = Offsets(goid: layout.goid, gopc: layout.gopc, startpc: layout.startpc, parentGoid: layout.parentGoid, source: layout.source.rawValue)
+        self.pcs = pcs
+    }
+
+    var text: String {
+        func probeLine(_ p: Probe) -> String {
+            let at = p.callee.map { "CALL \($0) in \(p.function)" } ?? "\(p.kind) of \(p.function)"
+            return "\(at) at \(p.address) (file offset \(p.fileOffset)), g in \(p.register.uppercased())"
+        }
+        var lines = [
+            "path:           \(path)",
+            "go version:     \(goVersion)",
+            "module:         \(module ?? "-")\(moduleVersion.map { " " + $0 } ?? "")",
+            "pie:            \(pie ? "yes" : "no")",
+            "stripped:       \(stripped ? "yes" : "no")\(dwarf ? "" : " (no DWARF)")",
+            "functions:      \(functions) (pclntab \(pclntabFormat))",
+            "creation probe: \(probeLine(creationProbe))",
+            "exit probe:     \(probeLine(exitProbe))",
+            "runtime.g:      goid=\(runtimeG.goid) gopc=\(runtimeG.gopc) startpc=\(runtimeG.startpc) parentGoid=\(runtimeG.parentGoid.map(String.init) ?? "-") (from \(runtimeG.source))",
+        ]
+        lines += warnings.map { "warning:        \($0)" }
+        for s in pcs {
+            lines.append("\(s.pc):" + (s.frames.isEmpty ? " not in Go code" : ""))
+            for f in s.frames {
+                lines.append("    \(f.function)\(f.inlined ? " (inlined)" : "")\n        \(f.file):\(f.line)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+
+/// Loads a Go executable, turning reader errors into one-line CLI errors.
+func loadExecutable(_ path: String) throws -> GoExecutable {
+    do { return try GoExecutable(path: path) } catch let e as GoBinaryError {
+        throw CLIError("\(path): \(e)")
+    }
+}
+
+/// An error printed as one line, with a non-zero exit.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ s: String) { description = s }
+}

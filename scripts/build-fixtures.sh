@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds the Go fixtures with every toolchain of the matrix, in three modes
+# (normal, stripped, stripped PIE), plus one externally linked static-pie build.
+# Output: $OUT/<version>/<program>.<mode>; rebuilt only when sources change.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${GMON_FIXTURES:-$PWD/.fixtures}"
+GO_CACHE="${GMON_GO_CACHE:-/var/cache/gmon/go}"
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local GOPROXY=off GOCACHE="${GOCACHE:-/var/cache/gmon/gocache}"
+stamp=$(cat testdata/fixtures/*/*.go testdata/fixtures/*/go.mod testdata/demo/*.go testdata/demo/go.mod scripts/build-fixtures.sh | sha1sum | cut -c1-12)
+if [ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$stamp" ]; then exit 0; fi
+rm -rf "$OUT"; mkdir -p "$OUT"
+
+toolchains=("1.19:/usr/lib/go-1.19/bin/go")
+for v in 1.21.13 1.22.10 1.23.9 1.24.11 1.25.5 1.26.6 1.27.3; do toolchains+=("$v:$GO_CACHE/$v/bin/go"); done
+printf '%s\n' "${toolchains[@]}" > "$OUT/toolchains"
+
+for tc in "${toolchains[@]}"; do
+  v=${tc%%:*}; go=${tc#*:}
+  mkdir -p "$OUT/$v"
+  for prog in goroutines; do
+    src=testdata/fixtures/$prog
+    (cd "$src" && CGO_ENABLED=0 "$go" build -o "$OUT/$v/$prog.normal" . \
+      && CGO_ENABLED=0 "$go" build -ldflags='-s -w' -o "$OUT/$v/$prog.stripped" . \
+      && CGO_ENABLED=0 "$go" build -buildmode=pie -ldflags='-s -w' -o "$OUT/$v/$prog.pie" .)
+  done
+  echo "fixtures: Go $v"
+done
+# Externally linked static PIE (cgo linker path): Go's tables have no section names of their own there.
+(cd testdata/fixtures/goroutines && CGO_ENABLED=1 "$GO_CACHE/1.25.5/bin/go" build -buildmode=pie \
+  -ldflags='-s -w -linkmode=external -extldflags=-static-pie' -o "$OUT/1.25.5/goroutines.static-pie" .)
+(cd testdata/demo && CGO_ENABLED=0 "$GO_CACHE/1.25.5/bin/go" build -o "$OUT/demo" .)
+echo "$stamp" > "$OUT/.stamp"

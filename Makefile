@@ -1,0 +1,34 @@
+# gmon: `make demo` runs gmon on the bundled demo program; `make test` runs every test.
+SWIFT ?= swift
+export GMON_GO_CACHE ?= /var/cache/gmon/go
+export GOCACHE ?= /var/cache/gmon/gocache
+
+.PHONY: all deps fixtures build release test demo bench fuzz clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+fixtures: deps
+	@bash scripts/build-fixtures.sh
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: fixtures
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+	@bash scripts/fuzz.sh smoke
+
+demo: fixtures release
+	@bash scripts/demo.sh
+
+fuzz: fixtures
+	@bash scripts/fuzz.sh long
+
+clean:
+	rm -rf .build .fixtures .fuzz .bench

@@ -10,7 +10,8 @@ struct GMon: ParsableCommand {
         commandName: "gmon",
         abstract: "Watch the goroutines of unmodified Go programs with eBPF.",
         version: version,
-        subcommands: [Inspect.self])
+        subcommands: [Watch.self, Inspect.self],
+        defaultSubcommand: Watch.self)
 
     static func main() {
         do {

@@ -1,6 +1,7 @@
 import AttachPoints
 import Foundation
 import Testing
+import TestSupport
 @testable import GoBinary
 
 /// Hostile input: every case must end in a thrown error or a result, never a

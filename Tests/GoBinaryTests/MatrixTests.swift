@@ -1,6 +1,7 @@
 import AttachPoints
 import Foundation
 import Testing
+import TestSupport
 @testable import GoBinary
 
 /// Every binary of the fixture matrix against the Go toolchain that built it.
@@ -181,12 +182,4 @@ import Testing
             return (h(f[1]), h(f[2]), h(f[4]))
         }
     }
-}
-
-struct MatrixCase: Sendable, CustomTestStringConvertible {
-    let toolchain: Fixtures.Toolchain
-    let mode: String
-    init(_ t: Fixtures.Toolchain, _ m: String) { toolchain = t; mode = m }
-    var path: String { Fixtures.binary(toolchain.version, mode) }
-    var testDescription: String { "go\(toolchain.version) \(mode)" }
 }

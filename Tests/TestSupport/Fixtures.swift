@@ -1,21 +1,22 @@
 import Foundation
+import Testing
 
 /// The Go binaries built by scripts/build-fixtures.sh (run by `make test`).
-enum Fixtures {
-    static let root: URL = {
+public enum Fixtures {
+    public static let root: URL = {
         if let p = ProcessInfo.processInfo.environment["GMON_FIXTURES"] { return URL(fileURLWithPath: p) }
         return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent(".fixtures")
     }()
 
-    struct Toolchain: Sendable, CustomStringConvertible {
-        let version: String
-        let go: String
-        var description: String { version }
+    public struct Toolchain: Sendable, CustomStringConvertible {
+        public let version: String
+        public let go: String
+        public var description: String { version }
     }
 
     /// Every toolchain of the matrix. A missing fixture directory is a failure, not a skip.
-    static let toolchains: [Toolchain] = {
+    public static let toolchains: [Toolchain] = {
         let list = (try? String(contentsOf: root.appendingPathComponent("toolchains"), encoding: .utf8)) ?? ""
         return list.split(separator: "\n").map {
             let parts = $0.split(separator: ":", maxSplits: 1).map(String.init)
@@ -23,14 +24,14 @@ enum Fixtures {
         }
     }()
 
-    static let modes = ["normal", "stripped", "pie"]
+    public static let modes = ["normal", "stripped", "pie"]
 
-    static func binary(_ version: String, _ mode: String, program: String = "goroutines") -> String {
+    public static func binary(_ version: String, _ mode: String, program: String = "goroutines") -> String {
         root.appendingPathComponent(version).appendingPathComponent("\(program).\(mode)").path
     }
 
     /// All (toolchain, mode) pairs plus the externally linked static-pie build.
-    static var matrix: [(Toolchain, String)] {
+    public static var matrix: [(Toolchain, String)] {
         var m: [(Toolchain, String)] = []
         for t in toolchains { for mode in modes { m.append((t, mode)) } }
         if let t = toolchains.first(where: { $0.version == "1.25.5" }) { m.append((t, "static-pie")) }
@@ -39,7 +40,7 @@ enum Fixtures {
 }
 
 /// Runs a program and returns its standard output; throws on a non-zero exit.
-func run(_ exe: String, _ args: [String], stdin: String? = nil) throws -> String {
+public func run(_ exe: String, _ args: [String], stdin: String? = nil) throws -> String {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: exe)
     p.arguments = args
@@ -65,4 +66,15 @@ func run(_ exe: String, _ args: [String], stdin: String? = nil) throws -> String
         throw NSError(domain: "run", code: Int(p.terminationStatus), userInfo: [NSLocalizedDescriptionKey: "\(exe) \(args) exited \(p.terminationStatus)"])
     }
     return String(decoding: data, as: UTF8.self)
+}
+
+/// Root of the repository (for the built gmon executable and scripts).
+public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+public struct MatrixCase: Sendable, CustomTestStringConvertible {
+    public let toolchain: Fixtures.Toolchain
+    public let mode: String
+    public init(_ t: Fixtures.Toolchain, _ m: String) { toolchain = t; mode = m }
+    public var path: String { Fixtures.binary(toolchain.version, mode) }
+    public var testDescription: String { "go\(toolchain.version) \(mode)" }
 }

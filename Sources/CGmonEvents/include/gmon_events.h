@@ -1,0 +1,70 @@
+// Event layout shared by the BPF program (Sources/GmonBPF/bpf/gmon.bpf.c) and
+// gmon's decoder: one definition, compiled by clang for BPF and imported by Swift.
+#ifndef GMON_EVENTS_H
+#define GMON_EVENTS_H
+
+#ifdef __bpf__
+typedef unsigned char gmon_u8;
+typedef unsigned int gmon_u32;
+typedef unsigned long long gmon_u64;
+#else
+#include <stdint.h>
+typedef uint8_t gmon_u8;
+typedef uint32_t gmon_u32;
+typedef uint64_t gmon_u64;
+#endif
+
+#define GMON_MAX_STACK 64
+
+enum gmon_event_type {
+    GMON_EVENT_CREATE = 1,
+    GMON_EVENT_EXIT = 2,
+    GMON_EVENT_PROCESS_EXIT = 3,
+};
+
+// Indices of the per-CPU loss counters (map "gmon_counters").
+enum gmon_counter {
+    GMON_LOST_CREATE_RINGBUF = 0,   // ring buffer full: a creation was dropped
+    GMON_LOST_EXIT_RINGBUF = 1,     // ring buffer full: an exit was dropped
+    GMON_LOST_PROC_RINGBUF = 2,     // ring buffer full: a process exit was dropped
+    GMON_FAILED_READ = 3,           // bpf_probe_read_user of runtime.g failed
+    GMON_FAILED_STACK = 4,          // bpf_get_stack failed (event sent without stack)
+    GMON_TGID_MAP_FULL = 5,         // too many traced processes to track exits
+    GMON_COUNTER_MAX = 8,
+};
+
+// Read-only configuration, set by gmon before load (.rodata).
+struct gmon_config {
+    gmon_u64 goid_offset;
+    gmon_u64 gopc_offset;
+    gmon_u64 startpc_offset;
+    gmon_u64 parent_goid_offset;   // 0: the release has no parentGoid
+    gmon_u32 collect_stack;        // 0: no creator stacks (cheapest)
+    gmon_u32 _pad;
+};
+
+struct gmon_event_header {
+    gmon_u32 type;
+    gmon_u32 tgid;
+    gmon_u32 tid;
+    gmon_u32 _pad;
+    gmon_u64 ktime_ns;
+    gmon_u64 goid;
+};
+
+struct gmon_create_event {
+    struct gmon_event_header h;
+    gmon_u64 parent_goid;       // the creating goroutine (R14's goid at the probe)
+    gmon_u64 startpc;
+    gmon_u64 gopc;
+    gmon_u64 cgroup_id;
+    gmon_u32 stack_len;         // number of valid entries in stack
+    gmon_u32 _pad2;
+    gmon_u64 stack[GMON_MAX_STACK];
+};
+
+struct gmon_exit_event {
+    struct gmon_event_header h;
+};
+
+#endif

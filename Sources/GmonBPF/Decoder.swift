@@ -1,0 +1,45 @@
+import CGmonEvents
+import GoroutineTracker
+
+/// Ring buffer records → events, using the layout in gmon_events.h.
+public enum EventDecoder {
+    static let stackOffset = MemoryLayout<gmon_create_event>.offset(of: \gmon_create_event.stack)!
+    static let headerSize = MemoryLayout<gmon_event_header>.size
+
+    /// nil for a record too short for its type (never produced by gmon's program; counted by the caller).
+    public static func decode(_ raw: UnsafeRawBufferPointer) -> Event? {
+        guard raw.count >= headerSize else { return nil }
+        let h = raw.loadUnaligned(as: gmon_event_header.self)
+        switch h.type {
+        case UInt32(GMON_EVENT_CREATE.rawValue):
+            guard raw.count >= stackOffset else { return nil }
+            var fixed = gmon_create_event()
+            withUnsafeMutableBytes(of: &fixed) { dst in
+                dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<stackOffset]))
+            }
+            let n = min(Int(fixed.stack_len), (raw.count - stackOffset) / 8, Int(GMON_MAX_STACK))
+            var stack = [UInt64](repeating: 0, count: n)
+            for i in 0..<n { stack[i] = raw.loadUnaligned(fromByteOffset: stackOffset + 8 * i, as: UInt64.self) }
+            while let last = stack.last, last == 0 { stack.removeLast() }
+            return .create(Creation(pid: h.tgid, goid: h.goid, parentGoid: fixed.parent_goid, timeNs: h.ktime_ns,
+                                    startPC: fixed.startpc, goPC: fixed.gopc, cgroupID: fixed.cgroup_id, stack: stack))
+        case UInt32(GMON_EVENT_EXIT.rawValue):
+            return .exit(pid: h.tgid, goid: h.goid, timeNs: h.ktime_ns)
+        case UInt32(GMON_EVENT_PROCESS_EXIT.rawValue):
+            return .processExit(pid: h.tgid, timeNs: h.ktime_ns)
+        default:
+            return nil
+        }
+    }
+
+    /// The configuration block written into the program's .rodata before load.
+    public static func config(goid: Int, gopc: Int, startpc: Int, parentGoid: Int?, collectStack: Bool) -> [UInt8] {
+        var c = gmon_config()
+        c.goid_offset = UInt64(goid)
+        c.gopc_offset = UInt64(gopc)
+        c.startpc_offset = UInt64(startpc)
+        c.parent_goid_offset = UInt64(parentGoid ?? 0)
+        c.collect_stack = collectStack ? 1 : 0
+        return withUnsafeBytes(of: &c) { Array($0) }
+    }
+}

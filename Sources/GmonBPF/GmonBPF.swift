@@ -1,0 +1,21 @@
+import CGmonEvents
+import Foundation
+
+/// gmon's BPF program (bpf/gmon.bpf.c), compiled at build time and embedded.
+public enum GmonBPF {
+    /// The ELF object libbpf loads.
+    public static let object: [UInt8] = Array(Data(base64Encoded: embeddedBPFObjectBase64)!)
+
+    public enum ProgramName {
+        public static let createAtCallRBX = "gmon_create_rbx"
+        public static let createAtReturnRAX = "gmon_create_rax"
+        public static let exit = "gmon_exit"
+        public static let processExit = "gmon_process_exit"
+    }
+
+    public enum MapName {
+        public static let events = "gmon_events"
+        public static let counters = "gmon_counters"
+        public static let config = ".rodata"
+    }
+}

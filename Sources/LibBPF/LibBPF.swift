@@ -1,0 +1,218 @@
+import CLibbpf
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A libbpf failure, as a sentence: what failed, what errno means, what to do.
+public struct BPFError: Error, CustomStringConvertible, Sendable {
+    public let operation: String
+    public let errno: Int32
+    public let libbpfLog: String
+
+    public var description: String {
+        var s = "\(operation) failed: \(String(cString: strerror(errno)))"
+        switch errno {
+        case EPERM, EACCES:
+            s += "; gmon needs root or CAP_BPF and CAP_PERFMON (run it with sudo)"
+        case ENOENT:
+            s += "; the file or kernel feature does not exist"
+        case EINVAL where operation.contains("uprobe"):
+            s += "; the kernel refused the probe address (is the executable's file the one that was inspected?)"
+        case ENOSYS, EOPNOTSUPP:
+            s += "; this kernel lacks the BPF feature gmon needs (kernel 5.15+ with BTF, uprobes and ring buffers)"
+        default: break
+        }
+        if !libbpfLog.isEmpty { s += "\n" + libbpfLog }
+        return s
+    }
+}
+
+/// libbpf prints through one global callback; keep the tail of its output for errors.
+final class LibbpfLog: @unchecked Sendable {
+    static let shared = LibbpfLog()
+    private var lock = pthread_mutex_t()
+    private var lines: [String] = []
+    init() {
+        pthread_mutex_init(&lock, nil)
+        libbpf_set_print { level, format, args in
+            guard let format, let args, level != LIBBPF_DEBUG else { return 0 }
+            var buf = [CChar](repeating: 0, count: 1024)
+            _ = vsnprintf(&buf, buf.count, format, args)
+            LibbpfLog.shared.append(String(cString: buf))
+            return 0
+        }
+    }
+    func append(_ s: String) {
+        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
+        lines.append(s.hasSuffix("\n") ? String(s.dropLast()) : s)
+        if lines.count > 40 { lines.removeFirst(lines.count - 40) }
+    }
+    func take() -> String {
+        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
+        defer { lines.removeAll() }
+        // Verifier logs are long; the last lines say why.
+        return lines.suffix(12).joined(separator: "\n")
+    }
+}
+
+func fail(_ op: String, _ code: Int32 = errno) -> BPFError {
+    BPFError(operation: op, errno: code < 0 ? -code : code, libbpfLog: LibbpfLog.shared.take())
+}
+
+/// An opened (and later loaded) BPF object.
+public final class BPFObject: @unchecked Sendable {
+    let obj: OpaquePointer
+    private let image: UnsafeMutableRawBufferPointer
+
+    /// Opens an object from memory. libbpf keeps pointers into the image, so it is copied and owned here.
+    public init(image bytes: [UInt8], name: String) throws {
+        _ = LibbpfLog.shared
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
+        buf.copyBytes(from: bytes)
+        image = buf
+        var opts = bpf_object_open_opts()
+        opts.sz = MemoryLayout<bpf_object_open_opts>.size
+        let o: OpaquePointer? = name.withCString { n in
+            opts.object_name = n
+            return bpf_object__open_mem(buf.baseAddress, buf.count, &opts)
+        }
+        guard let o else { buf.deallocate(); throw fail("opening the BPF object") }
+        obj = o
+    }
+
+    deinit {
+        bpf_object__close(obj)
+        image.deallocate()
+    }
+
+    /// Sets the initial contents of the object's `.rodata` (its `const volatile` globals). Before `load()`.
+    public func setReadOnlyData(_ bytes: UnsafeRawBufferPointer) throws {
+        var m = bpf_object__next_map(obj, nil)
+        while let map = m {
+            if String(cString: bpf_map__name(map)).hasSuffix(".rodata") {
+                let rc = bpf_map__set_initial_value(map, bytes.baseAddress, bytes.count)
+                if rc != 0 { throw fail("setting the BPF program's configuration", rc) }
+                return
+            }
+            m = bpf_object__next_map(obj, map)
+        }
+        throw fail("finding the BPF program's .rodata", ENOENT)
+    }
+
+    /// Only programs with autoload on are loaded; gmon loads the ones its attach plan uses.
+    public func setAutoload(_ program: String, _ on: Bool) throws {
+        guard let p = bpf_object__find_program_by_name(obj, program) else { throw fail("finding BPF program \(program)", ENOENT) }
+        bpf_program__set_autoload(p, on)
+    }
+
+    public func load() throws {
+        let rc = bpf_object__load(obj)
+        if rc != 0 { throw fail("loading the BPF programs into the kernel", rc) }
+    }
+
+    public func program(_ name: String) throws -> BPFProgram {
+        guard let p = bpf_object__find_program_by_name(obj, name) else { throw fail("finding BPF program \(name)", ENOENT) }
+        return BPFProgram(prog: p, name: name, owner: self)
+    }
+
+    public func map(_ name: String) throws -> BPFMap {
+        guard let m = bpf_object__find_map_by_name(obj, name) else { throw fail("finding BPF map \(name)", ENOENT) }
+        return BPFMap(fd: bpf_map__fd(m), name: name, owner: self)
+    }
+}
+
+public struct BPFProgram {
+    let prog: OpaquePointer
+    public let name: String
+    let owner: BPFObject
+
+    /// Attaches as a uprobe (or uretprobe) at a file offset of `binary`; `pid` nil means every process.
+    /// libbpf uses the perf_event uprobe PMU and a BPF link: the probe lives exactly as long as the link's FD.
+    public func attachUprobe(binary: String, fileOffset: UInt64, pid: Int32?, returnProbe: Bool) throws -> BPFLink {
+        var opts = bpf_uprobe_opts()
+        opts.sz = MemoryLayout<bpf_uprobe_opts>.size
+        opts.retprobe = returnProbe
+        let l = bpf_program__attach_uprobe_opts(prog, pid ?? -1, binary, Int(fileOffset), &opts)
+        guard let l else {
+            throw fail("attaching the \(returnProbe ? "uretprobe" : "uprobe") \(name) to \(binary) at file offset 0x\(String(fileOffset, radix: 16))")
+        }
+        return BPFLink(link: l, owner: owner)
+    }
+
+    public func attachRawTracepoint(_ tracepoint: String) throws -> BPFLink {
+        guard let l = bpf_program__attach_raw_tracepoint(prog, tracepoint) else {
+            throw fail("attaching \(name) to the raw tracepoint \(tracepoint)")
+        }
+        return BPFLink(link: l, owner: owner)
+    }
+}
+
+/// An attached program. Destroying it (or the process dying) detaches it.
+public final class BPFLink: @unchecked Sendable {
+    private var link: OpaquePointer?
+    let owner: BPFObject
+    init(link: OpaquePointer, owner: BPFObject) { self.link = link; self.owner = owner }
+    public func destroy() {
+        if let l = link { bpf_link__destroy(l); link = nil }
+    }
+    deinit { destroy() }
+}
+
+public struct BPFMap: @unchecked Sendable {
+    public let fd: Int32
+    public let name: String
+    let owner: BPFObject
+
+    /// Sum over CPUs of a per-CPU u64 array slot.
+    public func perCPUSum(index: UInt32) throws -> UInt64 {
+        let n = Int(libbpf_num_possible_cpus())
+        guard n > 0 else { throw fail("counting CPUs", -n < 0 ? EINVAL : Int32(-n)) }
+        var values = [UInt64](repeating: 0, count: n)
+        var key = index
+        let rc = bpf_map_lookup_elem(fd, &key, &values)
+        if rc != 0 { throw fail("reading BPF map \(name)", rc) }
+        return values.reduce(0, &+)
+    }
+}
+
+/// Consumes a BPF ring buffer. The handler runs on the polling thread for each record.
+public final class RingBuffer: @unchecked Sendable {
+    public typealias Handler = (UnsafeRawBufferPointer) -> Void
+    private final class Box { let handler: Handler; init(_ h: @escaping Handler) { handler = h } }
+    private var rb: OpaquePointer?
+    private let box: Unmanaged<Box>
+    let owner: BPFObject
+
+    public init(map: BPFMap, handler: @escaping Handler) throws {
+        box = Unmanaged.passRetained(Box(handler))
+        owner = map.owner
+        rb = ring_buffer__new(map.fd, { ctx, data, size in
+            guard let ctx, let data else { return 0 }
+            Unmanaged<Box>.fromOpaque(ctx).takeUnretainedValue().handler(UnsafeRawBufferPointer(start: data, count: size))
+            return 0
+        }, box.toOpaque(), nil)
+        if rb == nil { box.release(); throw fail("creating the ring buffer reader") }
+    }
+
+    /// Waits up to `timeoutMs` for records and handles them; returns how many. EINTR counts as 0.
+    @discardableResult
+    public func poll(timeoutMs: Int32) throws -> Int {
+        let n = ring_buffer__poll(rb, timeoutMs)
+        if n == -EINTR { return 0 }
+        if n < 0 { throw fail("reading the ring buffer", n) }
+        return Int(n)
+    }
+
+    /// Handles every record already in the buffer without waiting.
+    @discardableResult
+    public func consume() throws -> Int {
+        let n = ring_buffer__consume(rb)
+        if n < 0 { throw fail("reading the ring buffer", n) }
+        return Int(n)
+    }
+
+    deinit {
+        ring_buffer__free(rb)
+        box.release()
+    }
+}

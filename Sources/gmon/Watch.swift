@@ -1,0 +1,196 @@
+import ArgumentParser
+import AttachPoints
+import CGmonEvents
+import Foundation
+import GmonBPF
+import GmonExporters
+import GoBinary
+import GoroutineTracker
+import LibBPF
+import Symbolization
+
+/// Set by the signal handler; the event loop polls it.
+nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
+
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Watch goroutines being created and exiting in every process of a Go executable (default command).")
+
+    @Option(name: [.customLong("path"), .customLong("path", withSingleDash: true)],
+            help: "Go executable to watch: every running and future process of it.")
+    var path: String?
+
+    @Option(name: [.customLong("pid"), .customLong("pid", withSingleDash: true)], help: "Watch only this process.")
+    var pid: Int32?
+
+    @Option(name: [.customLong("log-level"), .customLong("level", withSingleDash: true)],
+            help: "debug (also exits), info (creations), warn, error.")
+    var logLevel: String = "info"
+
+    @Option(name: .customLong("log-format"), help: "logfmt or json.")
+    var logFormat: String = "logfmt"
+
+    @Option(name: .customLong("duration"), help: "Stop after this many seconds (default: until SIGINT/SIGTERM).")
+    var duration: Double?
+
+    @Flag(name: .customLong("no-stacks"), help: "Do not collect creator stacks (cheapest; stack labels stay empty).")
+    var noStacks = false
+
+    @Flag(name: .customLong("version", withSingleDash: true), help: .hidden)
+    var legacyVersion = false
+
+    @OptionGroup var overrides: LayoutOverrides
+
+    func validate() throws {
+        if legacyVersion { return }
+        guard path != nil || pid != nil else { throw ValidationError("give --path /path/to/go-binary or --pid N") }
+        guard LogWriter.Level(name: logLevel) != nil else { throw ValidationError("--log-level \(logLevel): use debug, info, warn or error") }
+        guard LogWriter.Format(rawValue: logFormat) != nil else { throw ValidationError("--log-format \(logFormat): use logfmt or json") }
+        if let d = duration, !(d > 0 && d < 1e9) { throw ValidationError("--duration must be a positive number of seconds") }
+        if let p = pid, p <= 0 { throw ValidationError("--pid \(p) is not a process id") }
+    }
+
+    func run() throws {
+        if legacyVersion { print("gmon \(GMon.version)"); return }
+        try checkPrivileges()
+        let binary = try resolveBinary()
+        let exe = try loadExecutable(binary)
+        let layout: RuntimeLayout
+        do { layout = try overrides.layout(for: exe) } catch let e as GoBinaryError { throw CLIError("\(binary): \(e)") }
+        let plan = try AttachPoints.plan(for: exe)
+        for w in plan.warnings { FileHandle.standardErrorLine("gmon: warning: \(w)") }
+
+        let session = try BPFSession(exe: exe, layout: layout, plan: plan, pid: pid, collectStacks: !noStacks)
+        let log = LogWriter(fd: 1, format: LogWriter.Format(rawValue: logFormat)!, level: LogWriter.Level(name: logLevel)!)
+        let resolver = GoSiteResolver(exe: exe)
+        let tracker = Tracker(resolver: resolver)
+        var undecodable: UInt64 = 0
+
+        let ring = try RingBuffer(map: session.events) { raw in
+            guard let event = EventDecoder.decode(raw) else { undecodable += 1; return }
+            switch tracker.handle(event) {
+            case .created(let s):
+                if case .create(let c) = event { log.created(c, site: tracker.sites[Int(s)].site) }
+            case .exited(let s, let lifetime):
+                if case .exit(let p, let g, let t) = event { log.exited(pid: p, goid: g, timeNs: t, lifetimeNs: lifetime, site: tracker.sites[Int(s)].site) }
+            case .unpairedExit:
+                if case .exit(let p, let g, let t) = event { log.exited(pid: p, goid: g, timeNs: t, lifetimeNs: nil, site: nil) }
+            case .processEnded(let p, let n):
+                if case .processExit(_, let t) = event { log.processExited(pid: p, timeNs: t, liveGoroutines: n) }
+            }
+        }
+
+        installSignalHandlers()
+        FileHandle.standardErrorLine("gmon: watching \(pid.map { "process \($0) of " } ?? "")\(binary) (\(exe.goVersion)); creation probe at \(plan.creation.kind.rawValue) site in \(plan.creation.function), exit probe at \(plan.exit.kind.rawValue) site in \(plan.exit.function); stop with Ctrl-C")
+        let deadline = duration.map { Date().addingTimeInterval($0) }
+        while stopRequested == 0 && !log.broken {
+            try ring.poll(timeoutMs: 100)
+            log.flush()
+            if let d = deadline, Date() >= d { break }
+            if let p = pid, kill(p, 0) != 0 && errno == ESRCH {
+                try ring.consume()
+                FileHandle.standardErrorLine("gmon: process \(p) exited")
+                break
+            }
+        }
+        // Detach first, then drain what the probes already sent.
+        session.detach()
+        try ring.consume()
+        log.flush()
+        let c = session.counters()
+        let losses = Summary.Losses(ringBufferFull: c[Int(GMON_LOST_CREATE_RINGBUF.rawValue)] + c[Int(GMON_LOST_EXIT_RINGBUF.rawValue)] + c[Int(GMON_LOST_PROC_RINGBUF.rawValue)],
+                                    failedReads: c[Int(GMON_FAILED_READ.rawValue)], failedStacks: c[Int(GMON_FAILED_STACK.rawValue)],
+                                    processMapFull: c[Int(GMON_TGID_MAP_FULL.rawValue)], undecodable: undecodable)
+        FileHandle.standardErrorLine(Summary.render(tracker: tracker, losses: losses))
+    }
+
+    func checkPrivileges() throws {
+        if geteuid() == 0 { return }
+        // CAP_PERFMON is 38, CAP_BPF is 39.
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let capEff = status.split(separator: "\n").first { $0.hasPrefix("CapEff:") }
+            .flatMap { UInt64($0.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) } ?? 0
+        if capEff & (1 << 38) == 0 || capEff & (1 << 39) == 0 {
+            throw CLIError("gmon needs root, or the capabilities CAP_BPF and CAP_PERFMON, to load BPF programs and attach uprobes: run it with sudo")
+        }
+    }
+
+    /// The executable to watch: --path, or the one --pid runs; both must agree.
+    func resolveBinary() throws -> String {
+        if let p = pid {
+            guard kill(p, 0) == 0 || errno != ESRCH else { throw CLIError("no process with pid \(p): is it still running?") }
+            let exeLink = "/proc/\(p)/exe"
+            guard let running = try? FileManager.default.destinationOfSymbolicLink(atPath: exeLink) else {
+                throw CLIError("cannot read \(exeLink): the process exited or is a kernel thread")
+            }
+            if let path {
+                var a = stat(), b = stat()
+                guard stat(path, &a) == 0 else { throw CLIError("\(path): \(String(cString: strerror(errno)))") }
+                guard stat(exeLink, &b) == 0, a.st_ino == b.st_ino, a.st_dev == b.st_dev else {
+                    throw CLIError("process \(p) runs \(running), not \(path); drop --path or pass the right --pid")
+                }
+                return path
+            }
+            // The running file; "(deleted)" means it was replaced on disk.
+            if running.hasSuffix(" (deleted)") { return exeLink }
+            return running
+        }
+        return path!
+    }
+
+    func installSignalHandlers() {
+        signal(SIGPIPE, SIG_IGN)
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in [SIGINT, SIGTERM, SIGHUP] {
+            signal(s) { _ in stopRequested = 1 }
+            sigaddset(&set, s)
+        }
+        // A parent may have started gmon with these blocked (masks are inherited).
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+}
+
+/// The loaded BPF object and its links for one watched executable.
+final class BPFSession {
+    let object: BPFObject
+    var links: [BPFLink] = []
+    let events: BPFMap
+    let countersMap: BPFMap
+
+    init(exe: GoExecutable, layout: RuntimeLayout, plan: AttachPlan, pid: Int32?, collectStacks: Bool) throws {
+        do {
+            let object = try BPFObject(image: GmonBPF.object, name: "gmon")
+            self.object = object
+            let cfg = EventDecoder.config(goid: layout.goid, gopc: layout.gopc, startpc: layout.startpc,
+                                          parentGoid: layout.parentGoid, collectStack: collectStacks)
+            try cfg.withUnsafeBytes { try object.setReadOnlyData($0) }
+            let createProgram = plan.creation.register == .rax ? GmonBPF.ProgramName.createAtReturnRAX : GmonBPF.ProgramName.createAtCallRBX
+            for p in [GmonBPF.ProgramName.createAtReturnRAX, GmonBPF.ProgramName.createAtCallRBX] {
+                try object.setAutoload(p, p == createProgram)
+            }
+            try object.load()
+            events = try object.map(GmonBPF.MapName.events)
+            countersMap = try object.map(GmonBPF.MapName.counters)
+            var links: [BPFLink] = []
+            defer { self.links = links }
+            // Process exits first, so no exit of a process with events is missed.
+            links.append(try object.program(GmonBPF.ProgramName.processExit).attachRawTracepoint("sched_process_exit"))
+            links.append(try object.program(GmonBPF.ProgramName.exit).attachUprobe(
+                binary: exe.path, fileOffset: plan.exit.fileOffset, pid: pid, returnProbe: false))
+            links.append(try object.program(createProgram).attachUprobe(
+                binary: exe.path, fileOffset: plan.creation.fileOffset, pid: pid, returnProbe: plan.creation.isReturnProbe))
+        } catch let e as BPFError {
+            throw CLIError(e.description)
+        }
+    }
+
+    func detach() {
+        for l in links.reversed() { l.destroy() }
+        links.removeAll()
+    }
+
+    func counters() -> [UInt64] {
+        (0..<UInt32(GMON_COUNTER_MAX.rawValue)).map { (try? countersMap.perCPUSum(index: $0)) ?? 0 }
+    }
+}

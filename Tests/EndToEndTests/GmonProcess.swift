@@ -1,0 +1,154 @@
+import Foundation
+import TestSupport
+
+/// A running gmon, started from the build directory, with stdout/stderr in files.
+final class GmonProcess {
+    let process = Process()
+    let stdoutURL: URL
+    let stderrURL: URL
+
+    static var executable: String {
+        let debug = repositoryRoot.appendingPathComponent(".build/debug/gmon").path
+        return ProcessInfo.processInfo.environment["GMON_EXECUTABLE"] ?? debug
+    }
+
+    init(_ args: [String]) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        stdoutURL = dir.appendingPathComponent("stdout")
+        stderrURL = dir.appendingPathComponent("stderr")
+        FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
+        FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: Self.executable)
+        process.arguments = args
+        process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
+        process.standardError = try FileHandle(forWritingTo: stderrURL)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    /// A failed test must not leave a gmon attached for the next one.
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+    }
+
+    var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+
+    /// Waits until gmon says its probes are attached; fails with gmon's own words otherwise.
+    func waitUntilAttached(timeout: TimeInterval = 20) throws {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if stderr.contains("gmon: watching") { return }
+            if !process.isRunning { throw E2EError("gmon exited \(process.terminationStatus) before attaching: \(stderr)") }
+            usleep(20_000)
+        }
+        throw E2EError("gmon did not attach within \(timeout) s: \(stderr)")
+    }
+
+    /// Waits until stdout contains `text` (e.g. a process-exit line).
+    func waitForOutput(_ text: String, timeout: TimeInterval = 20) throws {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if stdout.contains(text) { return }
+            usleep(20_000)
+        }
+        throw E2EError("gmon did not print \(text) within \(timeout) s")
+    }
+
+    func stop(_ signal: Int32 = SIGINT, timeout: TimeInterval = 20) throws -> Int32 {
+        kill(process.processIdentifier, signal)
+        let end = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < end { usleep(20_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw E2EError("gmon did not stop on signal \(signal)")
+        }
+        return process.terminationStatus
+    }
+
+    /// JSON log lines on stdout.
+    var events: [[String: Any]] {
+        stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+}
+
+struct E2EError: Error, CustomStringConvertible {
+    let description: String
+    init(_ s: String) { description = s }
+}
+
+/// A fixture process with its stdout captured.
+final class FixtureProcess {
+    let process = Process()
+    let out = Pipe()
+    let inp = Pipe()
+
+    init(_ path: String, _ args: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = args
+        process.standardOutput = out
+        process.standardInput = inp
+        try process.run()
+    }
+
+    /// Reads stdout until it has a line equal to `line`.
+    func waitForLine(_ line: String) -> String {
+        var text = ""
+        while !text.split(separator: "\n").contains(Substring(line)) {
+            let d = out.fileHandleForReading.availableData
+            if d.isEmpty { break }
+            text += String(decoding: d, as: UTF8.self)
+        }
+        return text
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+    }
+
+    func send(_ line: String) { inp.fileHandleForWriting.write(Data((line + "\n").utf8)) }
+
+    /// Waits for exit and returns all remaining output.
+    func finish() -> (status: Int32, output: String) {
+        let rest = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: rest, as: UTF8.self))
+    }
+}
+
+/// The fixture's own ground truth: "truth site=A function=… created_by=… created=N exited=M".
+struct Truth {
+    let site: String, function: String, createdBy: String, created: Int, exited: Int
+
+    static func parse(_ output: String) -> [Truth] {
+        output.split(separator: "\n").filter { $0.hasPrefix("truth ") }.map { line in
+            var kv: [String: String] = [:]
+            for f in line.split(separator: " ").dropFirst() {
+                let p = f.split(separator: "=", maxSplits: 1).map(String.init)
+                if p.count == 2 { kv[p[0]] = p[1] }
+            }
+            return Truth(site: kv["site"] ?? "", function: kv["function"] ?? "", createdBy: kv["created_by"] ?? "",
+                         created: Int(kv["created"] ?? "") ?? -1, exited: Int(kv["exited"] ?? "") ?? -1)
+        }
+    }
+}
+
+/// BPF programs and links gmon left in the kernel, by bpftool. The kernel frees
+/// a dead process's links shortly after it exits: wait up to 3 s for that.
+func gmonObjectsInKernel(settle: Bool = true) throws -> String {
+    var left = try gmonObjectsInKernelNow()
+    let end = Date().addingTimeInterval(settle ? 3 : 0)
+    while !left.isEmpty && Date() < end {
+        usleep(50_000)
+        left = try gmonObjectsInKernelNow()
+    }
+    return left
+}
+
+func gmonObjectsInKernelNow() throws -> String {
+    let progs = try run("/usr/sbin/bpftool", ["prog", "show"])
+    let links = try run("/usr/sbin/bpftool", ["link", "show"])
+    return (progs + links).split(separator: "\n").filter { $0.contains("gmon_") }.joined(separator: "\n")
+}

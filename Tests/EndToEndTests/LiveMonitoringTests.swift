@@ -1,0 +1,130 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Real BPF programs, real uprobes, real Go binaries. Serialized: the kernel
+/// checks after each test must see only that test's gmon.
+@Suite(.serialized) struct LiveMonitoringTests {
+    /// Per-site counts of one pid from gmon's JSON log.
+    struct Counts { var created = 0, exited = 0, lifetimes: [Double] = [] }
+
+    static func counts(_ events: [[String: Any]], pid: Int32) -> [String: Counts] {
+        var bySite: [String: Counts] = [:]
+        var siteOf: [Int: String] = [:]
+        for e in events where (e["pid"] as? Int) == Int(pid) {
+            guard let msg = e["msg"] as? String, let goid = e["goroutine_id"] as? Int else { continue }
+            let fn = e["function"] as? String ?? "?"
+            let by = (e["created_by"] as? String ?? "?").split(separator: " ").first.map(String.init) ?? "?"
+            let key = "\(fn) <- \(by)"
+            if msg == "goroutine is created" {
+                bySite[key, default: Counts()].created += 1
+                siteOf[goid] = key
+            } else if msg == "goroutine is exited", let lt = e["lifetime_seconds"] as? Double {
+                #expect(siteOf[goid] == key, "exit of goroutine \(goid) attributed to another site")
+                bySite[key, default: Counts()].exited += 1
+                bySite[key, default: Counts()].lifetimes.append(lt)
+            }
+        }
+        return bySite
+    }
+
+    static func checkAgainstTruth(_ truth: [Truth], _ got: [String: Counts], _ label: String) {
+        #expect(truth.count == 3, "fixture printed no ground truth")
+        for t in truth {
+            let c = got["\(t.function) <- \(t.createdBy)"] ?? Counts()
+            #expect(c.created == t.created, "\(label) site \(t.site): created \(c.created), truth \(t.created); sites seen: \(got.keys.sorted())")
+            #expect(c.exited == t.exited, "\(label) site \(t.site): exited \(c.exited), truth \(t.exited)")
+            // Lifetimes come from kernel timestamps: never shorter than the sleep the
+            // goroutine did; the upper bound allows for scheduling on a busy 2-core machine.
+            let minimum = t.site == "A" ? 0.001 : 0.050
+            for lt in c.lifetimes { #expect(lt >= minimum && lt < minimum + 2.0, "\(label) site \(t.site) lifetime \(lt)") }
+        }
+    }
+
+    @Test(arguments: Fixtures.matrix.map { MatrixCase($0.0, $0.1) })
+    func exactCountsPerSite(_ c: MatrixCase) throws {
+        let gmon = try GmonProcess(["--path", c.path, "--log-format", "json", "--log-level", "debug"])
+        try gmon.waitUntilAttached()
+        let fixture = try FixtureProcess(c.path, [])
+        let (status, output) = fixture.finish()
+        #expect(status == 0)
+        try gmon.waitForOutput("\"msg\":\"process exited\",\"pid\":\(fixture.process.processIdentifier)")
+        #expect(try gmon.stop() == 0)
+        Self.checkAgainstTruth(Truth.parse(output), Self.counts(gmon.events, pid: fixture.process.processIdentifier), "\(c.testDescription)")
+        #expect(gmon.stderr.contains("gmon summary:"))
+        #expect(gmon.stderr.contains("ring buffer full 0"))
+        #expect(try gmonObjectsInKernel().isEmpty)
+    }
+
+    /// Two processes of one binary at once, watched by --path and by --pid.
+    @Test(arguments: ["--path", "--pid"])
+    func twoProcessesNeverMix(_ how: String) throws {
+        let path = Fixtures.binary("1.25.5", "pie")
+        let p1 = try FixtureProcess(path, ["-wait-stdin", "-a", "300", "-b", "50", "-c", "5"])
+        let p2 = try FixtureProcess(path, ["-wait-stdin", "-a", "700", "-b", "20", "-c", "7"])
+        _ = p1.waitForLine("ready"); _ = p2.waitForLine("ready")
+        let args = how == "--path" ? ["--path", path] : ["--pid", String(p1.process.processIdentifier)]
+        let gmon = try GmonProcess(args + ["--log-format", "json", "--log-level", "debug"])
+        try gmon.waitUntilAttached()
+        p1.send(""); p2.send("")
+        let o1 = p1.waitForLine("done"), o2 = p2.waitForLine("done")
+        p1.send(""); p2.send("")
+        _ = p1.finish(); _ = p2.finish()
+        try gmon.waitForOutput("\"msg\":\"process exited\",\"pid\":\(p1.process.processIdentifier)")
+        #expect(try gmon.stop(SIGTERM) == 0)
+        let events = gmon.events
+        Self.checkAgainstTruth(Truth.parse(o1), Self.counts(events, pid: p1.process.processIdentifier), "pid 1")
+        if how == "--path" {
+            Self.checkAgainstTruth(Truth.parse(o2), Self.counts(events, pid: p2.process.processIdentifier), "pid 2")
+        } else {
+            #expect(!events.contains { ($0["pid"] as? Int) == Int(p2.process.processIdentifier) }, "--pid leaked another process's events")
+        }
+        #expect(try gmonObjectsInKernel().isEmpty)
+    }
+
+    /// Attaching to a running process: exits of goroutines created before are unpaired, not mispaired;
+    /// a later process of the same binary starts clean; the fixture's output and status are unchanged.
+    @Test func attachWhileRunningAndRestart() throws {
+        let path = Fixtures.binary("1.22.10", "stripped")
+        let unwatched = try FixtureProcess(path, ["-a", "50", "-b", "5", "-c", "2"]).finish()
+        // Site B's goroutines start before gmon attaches and exit after (they live 3 s).
+        let early = try FixtureProcess(path, ["-wait-stdin", "-a", "50", "-b", "5", "-c", "2", "-b-life", "3s"])
+        _ = early.waitForLine("ready")
+        early.send("")
+        usleep(50_000)
+        let gmon = try GmonProcess(["--path", path, "--log-format", "json", "--log-level", "debug"])
+        try gmon.waitUntilAttached()
+        _ = early.waitForLine("done")
+        early.send("")
+        let (s1, _) = early.finish()
+        #expect(s1 == 0)
+        try gmon.waitForOutput("\"msg\":\"process exited\",\"pid\":\(early.process.processIdentifier)")
+        // A second process of the same binary, start to end under gmon.
+        let later = try FixtureProcess(path, ["-a", "50", "-b", "5", "-c", "2"])
+        let (s2, out2) = later.finish()
+        try gmon.waitForOutput("\"msg\":\"process exited\",\"pid\":\(later.process.processIdentifier)")
+        #expect(try gmon.stop() == 0)
+        #expect(s2 == unwatched.status && out2 == unwatched.output, "watched output differs from unwatched")
+        Self.checkAgainstTruth(Truth.parse(out2), Self.counts(gmon.events, pid: later.process.processIdentifier), "restart")
+        let summary = gmon.stderr
+        #expect(summary.contains("exits of goroutines created before gmon attached"))
+        let unpaired = gmon.events.filter { ($0["created"] as? String) == "before gmon attached" }.count
+        #expect(unpaired > 0, "no unpaired exits were reported for goroutines created before attach")
+    }
+
+    /// SIGINT, SIGTERM and SIGKILL leave no program or link of gmon's in the kernel.
+    @Test(arguments: [SIGINT, SIGTERM, SIGKILL])
+    func signalsLeaveNothingAttached(_ sig: Int32) throws {
+        let gmon = try GmonProcess(["--path", Fixtures.binary("1.27.3", "normal")])
+        try gmon.waitUntilAttached()
+        #expect(!(try gmonObjectsInKernel(settle: false)).isEmpty, "bpftool does not see gmon's programs while attached")
+        let status = try gmon.stop(sig)
+        if sig == SIGKILL {
+            #expect(gmon.process.terminationReason == .uncaughtSignal)
+        } else {
+            #expect(status == 0)
+            #expect(gmon.stderr.contains("gmon summary:"))
+        }
+        #expect(try gmonObjectsInKernel().isEmpty)
+    }
+}

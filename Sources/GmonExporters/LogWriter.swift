@@ -103,27 +103,20 @@ public final class LogWriter {
 
     func appendLogfmtValue(_ s: String) {
         let needsQuotes = s.isEmpty || s.utf8.contains { $0 <= 0x20 || $0 == 0x3d || $0 == 0x22 || $0 == 0x5c }
-        if !needsQuotes { append(s); return }
-        buffer.append(0x22)
-        for b in s.utf8 {
-            switch b {
-            case 0x22: append("\\\"")
-            case 0x5c: append("\\\\")
-            case 0x0a: append("\\n")
-            default: buffer.append(b)
-            }
-        }
-        buffer.append(0x22)
+        if needsQuotes { appendQuoted(s, json: false) } else { append(s) }
     }
 
-    func appendJSONString(_ s: String) {
+    func appendJSONString(_ s: String) { appendQuoted(s, json: true) }
+
+    /// A double-quoted string; JSON also escapes the other control characters.
+    func appendQuoted(_ s: String, json: Bool) {
         buffer.append(0x22)
         for b in s.utf8 {
             switch b {
             case 0x22: append("\\\"")
             case 0x5c: append("\\\\")
             case 0x0a: append("\\n")
-            case ..<0x20: append("\\u00" + (b < 0x10 ? "0" : "") + String(b, radix: 16))
+            case ..<0x20 where json: append("\\u00" + (b < 0x10 ? "0" : "") + String(b, radix: 16))
             default: buffer.append(b)
             }
         }

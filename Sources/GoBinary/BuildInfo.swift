@@ -17,9 +17,9 @@ public struct BuildInfo: Sendable, Equatable {
         let magic: [UInt8] = [0xff] + Array(" Go buildinf:".utf8)
         var start = 0, end = 0
         if let s = elf.section(named: ".go.buildinfo") {
-            start = s.offset; end = s.offset + s.size
+            start = s.offset; end = s.offset &+ s.size
         } else if let seg = elf.segments.first(where: { $0.type == ELFSegment.typeLoad && $0.flags & 2 != 0 }) {
-            start = seg.offset; end = seg.offset + Swift.min(seg.fileSize, 64 * 1024)
+            start = seg.offset; end = seg.offset &+ Swift.min(seg.fileSize, 64 * 1024)
         }
         let d = elf.data
         guard let at = d.firstIndex(of: magic, from: start, to: end, alignment: 16) else {

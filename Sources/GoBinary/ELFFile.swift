@@ -132,7 +132,7 @@ public struct ELFFile: Sendable {
     public func fileOffset(ofAddress address: UInt64) -> Int? {
         for seg in segments where seg.type == ELFSegment.typeLoad {
             if address >= seg.virtualAddress && address - seg.virtualAddress < UInt64(seg.fileSize) {
-                return seg.offset + Int(address - seg.virtualAddress)
+                return seg.offset &+ Int(address - seg.virtualAddress)
             }
         }
         return nil
@@ -141,7 +141,7 @@ public struct ELFFile: Sendable {
     /// Virtual address for a file offset (inverse of `fileOffset(ofAddress:)`).
     public func address(ofFileOffset offset: Int) -> UInt64? {
         for seg in segments where seg.type == ELFSegment.typeLoad && offset >= seg.offset && offset - seg.offset < seg.fileSize {
-            return seg.virtualAddress + UInt64(offset - seg.offset)
+            return seg.virtualAddress &+ UInt64(offset - seg.offset)
         }
         return nil
     }

@@ -34,7 +34,7 @@ struct ModuleData {
                     let end = seg.offset + seg.fileSize - 8
                     while o <= end {
                         if raw.loadUnaligned(fromByteOffset: o, as: UInt64.self) == pclntabAddress {
-                            candidates.append(seg.virtualAddress + UInt64(o - seg.offset))
+                            candidates.append(seg.virtualAddress &+ UInt64(o - seg.offset))
                         }
                         o += 8
                     }
@@ -43,11 +43,11 @@ struct ModuleData {
         }
         for a in candidates {
             guard (try? elf.pointer(at: a)) == pclntabAddress,
-                  let fnt = try? elf.pointer(at: a + 8), fnt > pclntabAddress,
-                  let text = try? elf.pointer(at: a + textOffset), text != 0 else { continue }
+                  let fnt = try? elf.pointer(at: a &+ 8), fnt > pclntabAddress,
+                  let text = try? elf.pointer(at: a &+ textOffset), text != 0 else { continue }
             var gofunc: UInt64 = 0
-            if let go = gofuncOffset(goRelease), let g = try? elf.pointer(at: a + go), g != 0,
-               let rodata = try? elf.pointer(at: a + go - 8), g >= rodata {
+            if let go = gofuncOffset(goRelease), let g = try? elf.pointer(at: a &+ go), g != 0,
+               let rodata = try? elf.pointer(at: a &+ go &- 8), g >= rodata {
                 gofunc = g
             }
             return ModuleData(address: a, text: text, gofunc: gofunc)

@@ -85,7 +85,7 @@ public struct PCLNTab: Sendable {
         pctab = try region(3)
         pclntable = try region(4)
         let entrySize = format == .go116 ? 16 : 8
-        guard nfunc > 0, data.contains(pclntable, (nfunc + 1) * entrySize) else {
+        guard nfunc > 0, nfunc < data.count / entrySize, data.contains(pclntable, (nfunc + 1) * entrySize) else {
             throw GoBinaryError.malformed("pclntab function table with \(nfunc) entries does not fit in the file")
         }
         functionCount = nfunc
@@ -117,6 +117,7 @@ public struct PCLNTab: Sendable {
         }
         // Externally linked and stripped: scan non-executable loaded segments for a header whose tables fit.
         for seg in elf.segments where seg.type == ELFSegment.typeLoad && !seg.isExecutable {
+            guard elf.data.contains(seg.offset, seg.fileSize) else { continue }
             var at = seg.offset
             let end = seg.offset + seg.fileSize
             while let i = elf.data.firstIndex(of: [0xf1, 0xff, 0xff, 0xff], from: at, to: end, alignment: 8)
@@ -150,7 +151,11 @@ public struct PCLNTab: Sendable {
 
     @inline(__always)
     func funcOffset(_ index: Int) throws -> Int {
-        if format == .go116 { return pclntable + (try data.int64(pclntable + index * 16 + 8)) }
+        if format == .go116 {
+            let o = try data.int64(pclntable + index * 16 + 8)
+            guard o < data.count else { throw GoBinaryError.malformed("function offset \(o) outside the file") }
+            return pclntable + o
+        }
         return pclntable + Int(try data.u32(pclntable + index * 8 + 4))
     }
 

@@ -94,3 +94,23 @@ import TestSupport
         #expect(message(script.path).contains("not an ELF file"))
     }
 }
+
+/// Inputs that once trapped, kept as regressions.
+@Suite struct MalformedInputRegressions {
+    /// A pclntab claiming an enormous function count overflowed the size check.
+    @Test func hugeFunctionCount() throws {
+        var bytes = try MalformedInputTests.sample()
+        let elf = try ELFFile(ByteView(bytes))
+        let pcln = try #require(elf.section(named: ".gopclntab"))
+        for k in 0..<8 { bytes[pcln.offset + 8 + k] = k == 7 ? 0x7f : 0xff }
+        #expect(!MalformedInputTests.exercise(bytes))
+    }
+
+    /// Program headers whose offset and size add past Int.max.
+    @Test func segmentOffsetNearIntMax() throws {
+        var bytes = try MalformedInputTests.sample()
+        let phoff = Int(try ELFFile(ByteView(bytes)).data.u64(32))
+        for k in 0..<8 { bytes[phoff + 8 + k] = k == 7 ? 0x7f : 0xff }   // p_offset of the first header
+        MalformedInputTests.exercise(bytes)
+    }
+}

@@ -56,6 +56,15 @@ static __always_inline void remember_tgid(__u32 tgid) {
         count(GMON_TGID_MAP_FULL);
 }
 
+static __always_inline void fill_header(struct gmon_event_header *h, __u32 type, __u64 pid_tgid, __u64 goid) {
+    h->type = type;
+    h->tgid = pid_tgid >> 32;
+    h->tid = (__u32)pid_tgid;
+    h->_pad = 0;
+    h->ktime_ns = bpf_ktime_get_ns();
+    h->goid = goid;
+}
+
 static __always_inline int read_u64(__u64 *dst, __u64 g, __u64 off) {
     if (bpf_probe_read_user(dst, sizeof(*dst), (void *)(g + off)) != 0) {
         count(GMON_FAILED_READ);
@@ -70,12 +79,7 @@ static __always_inline int on_create(struct gmon_pt_regs *ctx, __u64 g) {
     struct gmon_create_event *e = bpf_map_lookup_elem(&gmon_scratch, &zero);
     if (!e)
         return 0;
-    __u64 pid_tgid = bpf_get_current_pid_tgid();
-    e->h.type = GMON_EVENT_CREATE;
-    e->h.tgid = pid_tgid >> 32;
-    e->h.tid = (__u32)pid_tgid;
-    e->h._pad = 0;
-    e->h.ktime_ns = bpf_ktime_get_ns();
+    fill_header(&e->h, GMON_EVENT_CREATE, bpf_get_current_pid_tgid(), 0);
     read_u64(&e->h.goid, g, gmon_cfg.goid_offset);
     read_u64(&e->startpc, g, gmon_cfg.startpc_offset);
     read_u64(&e->gopc, g, gmon_cfg.gopc_offset);
@@ -117,11 +121,7 @@ int gmon_exit(struct gmon_pt_regs *ctx) {
         return 0;
     }
     __u64 pid_tgid = bpf_get_current_pid_tgid();
-    e->h.type = GMON_EVENT_EXIT;
-    e->h.tgid = pid_tgid >> 32;
-    e->h.tid = (__u32)pid_tgid;
-    e->h._pad = 0;
-    e->h.ktime_ns = bpf_ktime_get_ns();
+    fill_header(&e->h, GMON_EVENT_EXIT, pid_tgid, 0);
     read_u64(&e->h.goid, ctx->r14, gmon_cfg.goid_offset);
     bpf_ringbuf_submit(e, 0);
     remember_tgid(pid_tgid >> 32);
@@ -142,12 +142,7 @@ int gmon_process_exit(void *ctx) {
         count(GMON_LOST_PROC_RINGBUF);
         return 0;
     }
-    e->h.type = GMON_EVENT_PROCESS_EXIT;
-    e->h.tgid = tgid;
-    e->h.tid = tgid;
-    e->h._pad = 0;
-    e->h.ktime_ns = bpf_ktime_get_ns();
-    e->h.goid = 0;
+    fill_header(&e->h, GMON_EVENT_PROCESS_EXIT, pid_tgid, 0);
     bpf_ringbuf_submit(e, 0);
     return 0;
 }

@@ -17,10 +17,14 @@ public struct RuntimeLayout: Sendable, Equatable, Codable {
     /// re-check every release of the matrix against DWARF).
     /// Offsets per release, read from the DWARF of real binaries built by each
     /// toolchain of the test matrix (the tests re-check every one against DWARF).
-    /// 1.17, 1.18 and 1.20 have no toolchain here to check against, so they are
-    /// absent: such binaries need DWARF or the override flags.
+    /// 1.17, 1.18 and 1.20 have no toolchain here: their rows were computed from
+    /// their runtime2.go with Go's amd64 layout rules, which reproduce the DWARF
+    /// offsets of 1.19 and 1.21; their `g` has the same fields as 1.19's up to startpc.
     static let known: [Int: (goid: Int, gopc: Int, startpc: Int, parentGoid: Int?)] = [
+        17: (152, 296, 312, nil),
+        18: (152, 296, 312, nil),
         19: (152, 296, 312, nil),
+        20: (152, 296, 312, nil),
         21: (152, 280, 296, 272),
         22: (152, 280, 296, 272),
         23: (160, 288, 304, 280),

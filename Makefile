@@ -27,6 +27,11 @@ test: fixtures
 demo: fixtures release
 	@bash scripts/demo.sh
 
+# Benchmarks are not tests: figures go to the terminal and to .bench/.
+bench: fixtures release
+	@mkdir -p .bench
+	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark --format markdown | tee ../.bench/micro.md
+
 fuzz: fixtures
 	@bash scripts/fuzz.sh long
 

@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "gmon", targets: ["gmon"]),
+        // For the benchmark package in Benchmarks/.
+        .library(name: "GmonLibraries", targets: ["GoBinary", "GoroutineTracker", "Symbolization", "GmonExporters"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

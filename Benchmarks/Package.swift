@@ -1,0 +1,24 @@
+// swift-tools-version:6.3
+// Micro-benchmarks (`make bench`): a package of its own so that gmon's normal
+// build and `make test` do not build the benchmark framework.
+import PackageDescription
+
+let package = Package(
+    name: "gmon-benchmarks",
+    platforms: [.macOS(.v14)],
+    dependencies: [
+        .package(path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "GmonBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "GmonLibraries", package: "main"),
+            ],
+            path: "Benchmarks/GmonBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)

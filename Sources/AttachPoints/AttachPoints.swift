@@ -48,25 +48,26 @@ public enum AttachPointError: Error, CustomStringConvertible {
 }
 
 public enum AttachPoints {
-    public static func plan(for exe: GoExecutable) throws -> AttachPlan {
+    /// `classic` forces the sites earlier tools use (uretprobe on newproc1, entry of goexit1), for comparison.
+    public static func plan(for exe: GoExecutable, classic: Bool = false) throws -> AttachPlan {
         var warnings: [String] = []
         let creation: AttachPoint
-        if let p = try callSite(in: "runtime.newproc.func1", calling: "runtime.runqput", exe: exe, register: .rbx) {
+        if !classic, let p = try callSite(in: "runtime.newproc.func1", calling: "runtime.runqput", exe: exe, register: .rbx) {
             creation = p
         } else {
             let f = try exe.functionEntry("runtime.newproc1")
             creation = AttachPoint(kind: .functionReturn, function: "runtime.newproc1", callee: nil,
                                    address: f.entry, fileOffset: try fileOffset(exe, f.entry), register: .rax)
-            warnings.append("no CALL runtime.runqput in runtime.newproc.func1: watching creations with a uretprobe on runtime.newproc1, which costs about 10 µs per goroutine instead of about 0.3 µs")
+            if !classic { warnings.append("no CALL runtime.runqput in runtime.newproc.func1: watching creations with a uretprobe on runtime.newproc1, which costs about 10 µs per goroutine instead of about 0.3 µs") }
         }
         let exit: AttachPoint
-        if let p = try callSite(in: "runtime.goexit1", calling: "runtime.mcall", exe: exe, register: .r14) {
+        if !classic, let p = try callSite(in: "runtime.goexit1", calling: "runtime.mcall", exe: exe, register: .r14) {
             exit = p
         } else {
             let f = try exe.functionEntry("runtime.goexit1")
             exit = AttachPoint(kind: .functionEntry, function: "runtime.goexit1", callee: nil,
                                address: f.entry, fileOffset: try fileOffset(exe, f.entry), register: .r14)
-            warnings.append("no CALL runtime.mcall in runtime.goexit1: watching exits with a uprobe at the entry of runtime.goexit1, which costs about 5 µs per goroutine instead of about 0.3 µs")
+            if !classic { warnings.append("no CALL runtime.mcall in runtime.goexit1: watching exits with a uprobe at the entry of runtime.goexit1, which costs about 5 µs per goroutine instead of about 0.3 µs") }
         }
         return AttachPlan(creation: creation, exit: exit, warnings: warnings)
     }

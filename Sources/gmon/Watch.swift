@@ -36,6 +36,9 @@ struct Watch: ParsableCommand {
     @Flag(name: .customLong("no-stacks"), help: "Do not collect creator stacks (cheapest; stack labels stay empty).")
     var noStacks = false
 
+    @Flag(name: .customLong("classic-probes"), help: "Probe where earlier tools do (uretprobe on runtime.newproc1, entry of runtime.goexit1): ~30x costlier, for comparison.")
+    var classicProbes = false
+
     @Flag(name: .customLong("version", withSingleDash: true), help: .hidden)
     var legacyVersion = false
 
@@ -57,7 +60,7 @@ struct Watch: ParsableCommand {
         let exe = try loadExecutable(binary)
         let layout: RuntimeLayout
         do { layout = try overrides.layout(for: exe) } catch let e as GoBinaryError { throw CLIError("\(binary): \(e)") }
-        let plan = try AttachPoints.plan(for: exe)
+        let plan = try AttachPoints.plan(for: exe, classic: classicProbes)
         for w in plan.warnings { FileHandle.standardErrorLine("gmon: warning: \(w)") }
 
         let session = try BPFSession(exe: exe, layout: layout, plan: plan, pid: pid, collectStacks: !noStacks)

@@ -56,6 +56,43 @@ import TestSupport
         #expect(try gmonObjectsInKernel().isEmpty)
     }
 
+    /// The classic sites (uretprobe on newproc1 reading RAX, entry probe on goexit1) count the same.
+    @Test(arguments: [MatrixCase(Fixtures.toolchains[0], "pie"), MatrixCase(Fixtures.toolchains[5], "stripped")])
+    func classicProbesCountTheSame(_ c: MatrixCase) throws {
+        let gmon = try GmonProcess(["--path", c.path, "--classic-probes", "--log-format", "json", "--log-level", "debug"])
+        try gmon.waitUntilAttached()
+        #expect(gmon.stderr.contains("creation probe at return site in runtime.newproc1"))
+        let fixture = try FixtureProcess(c.path, [])
+        let (status, output) = fixture.finish()
+        #expect(status == 0)
+        try gmon.waitForOutput("\"msg\":\"process exited\",\"pid\":\(fixture.process.processIdentifier)")
+        #expect(try gmon.stop() == 0)
+        Self.checkAgainstTruth(Truth.parse(output), Self.counts(gmon.events, pid: fixture.process.processIdentifier), "classic \(c.testDescription)")
+        #expect(try gmonObjectsInKernel().isEmpty)
+    }
+
+    /// SIGHUP stops gmon like SIGINT; a closed stdout (`gmon | head`) stops it cleanly too.
+    @Test func hangupAndClosedPipe() throws {
+        let path = Fixtures.binary("1.23.9", "normal")
+        let gmon = try GmonProcess(["--path", path])
+        try gmon.waitUntilAttached()
+        #expect(try gmon.stop(SIGHUP) == 0)
+        #expect(gmon.stderr.contains("gmon summary:"))
+
+        let sh = Process()
+        sh.executableURL = URL(fileURLWithPath: "/bin/sh")
+        sh.arguments = ["-c", "'\(GmonProcess.executable)' --path '\(path)' 2>/dev/null | head -n 3 > /dev/null; echo \"${PIPESTATUS:-done}\""]
+        try sh.run()
+        usleep(1_500_000)
+        let fixture = try FixtureProcess(path, ["-a", "2000"])
+        _ = fixture.finish()
+        let end = Date().addingTimeInterval(20)
+        while sh.isRunning && Date() < end { usleep(50_000) }
+        #expect(!sh.isRunning, "gmon kept running after its reader went away")
+        if sh.isRunning { sh.terminate() }
+        #expect(try gmonObjectsInKernel().isEmpty)
+    }
+
     /// Two processes of one binary at once, watched by --path and by --pid.
     @Test(arguments: ["--path", "--pid"])
     func twoProcessesNeverMix(_ how: String) throws {

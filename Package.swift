@@ -11,6 +11,10 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C libraries, through pkg-config-less module maps.
@@ -37,14 +41,20 @@ let package = Package(
         // Log lines and the shutdown summary.
         .target(name: "GmonExporters", dependencies: ["GoroutineTracker"]),
 
+        // Prometheus metrics per creation site, and their two text formats.
+        .target(name: "GmonMetrics", dependencies: ["GoroutineTracker", .product(name: "Prometheus", package: "swift-prometheus")]),
+
         .executableTarget(name: "gmon", dependencies: [
+            "GmonMetrics", .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
             "GoBinary", "AttachPoints", "GmonBPF", "LibBPF", "GoroutineTracker", "Symbolization", "GmonExporters",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "GoBinaryTests", dependencies: ["GoBinary", "AttachPoints", "TestSupport"]),
-        .testTarget(name: "GoroutineTrackerTests", dependencies: ["GoroutineTracker", "GmonExporters"]),
+        .testTarget(name: "GoroutineTrackerTests", dependencies: ["GoroutineTracker", "GmonExporters", "GmonMetrics"]),
         .testTarget(name: "EndToEndTests", dependencies: ["GoBinary", "TestSupport"]),
     ]
 )

@@ -39,7 +39,8 @@ public final class Tracker {
         case created(site: Int32)
         case exited(site: Int32, lifetimeNs: UInt64)
         case unpairedExit
-        case processEnded(pid: UInt32, closedGoroutines: Int)
+        /// Live goroutines of the ended process, per site.
+        case processEnded(pid: UInt32, closed: [Int32: Int])
     }
 
     @discardableResult
@@ -79,12 +80,16 @@ public final class Tracker {
             return .exited(site: l.site, lifetimeNs: lifetime)
         case .processExit(let pid, _):
             let gone = live.removeValue(forKey: pid) ?? [:]
-            for (_, l) in gone { sites[Int(l.site)].closedByProcessExit += 1 }
+            var closed: [Int32: Int] = [:]
+            for (_, l) in gone {
+                sites[Int(l.site)].closedByProcessExit += 1
+                closed[l.site, default: 0] += 1
+            }
             // A new process may reuse the pid: its stacks must be resolved afresh.
             rawCache = rawCache.filter { $0.key.pid != pid }
             resolver.forget(pid: pid)
             processesSeen.remove(pid)
-            return .processEnded(pid: pid, closedGoroutines: gone.count)
+            return .processEnded(pid: pid, closed: closed)
         }
     }
 

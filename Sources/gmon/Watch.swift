@@ -4,6 +4,7 @@ import CGmonEvents
 import Foundation
 import GmonBPF
 import GmonExporters
+import GmonMetrics
 import GoBinary
 import GoroutineTracker
 import LibBPF
@@ -33,6 +34,18 @@ struct Watch: ParsableCommand {
     @Option(name: .customLong("duration"), help: "Stop after this many seconds (default: until SIGINT/SIGTERM).")
     var duration: Double?
 
+    @Option(name: .customLong("metrics-address"), help: "Serve Prometheus metrics here (HOST:PORT; 0.0.0.0 binds every interface).")
+    var metricsAddress: String = "127.0.0.1:5500"
+
+    @Option(name: [.customLong("metrics-port"), .customLong("metrics", withSingleDash: true)], help: "Serve metrics on 127.0.0.1:PORT.")
+    var metricsPort: Int?
+
+    @Flag(name: .customLong("no-metrics"), help: "Do not serve metrics.")
+    var noMetrics = false
+
+    @Option(name: .customLong("max-sites"), help: "At most this many creation sites get their own series; the rest share created_by=\"other\".")
+    var maxSites: Int = 1000
+
     @Flag(name: .customLong("no-stacks"), help: "Do not collect creator stacks (cheapest; stack labels stay empty).")
     var noStacks = false
 
@@ -51,6 +64,8 @@ struct Watch: ParsableCommand {
         guard LogWriter.Format(rawValue: logFormat) != nil else { throw ValidationError("--log-format \(logFormat): use logfmt or json") }
         if let d = duration, !(d > 0 && d < 1e9) { throw ValidationError("--duration must be a positive number of seconds") }
         if let p = pid, p <= 0 { throw ValidationError("--pid \(p) is not a process id") }
+        if let p = metricsPort, !(0...65535).contains(p) { throw ValidationError("--metrics-port \(p) is not a port number (0–65535)") }
+        if !(1...1_000_000).contains(maxSites) { throw ValidationError("--max-sites must be between 1 and 1000000") }
     }
 
     func run() throws {
@@ -63,6 +78,14 @@ struct Watch: ParsableCommand {
         let plan = try AttachPoints.plan(for: exe, classic: classicProbes)
         for w in plan.warnings { FileHandle.standardErrorLine("gmon: warning: \(w)") }
 
+        let metrics = GoroutineMetrics(exe: (binary as NSString).lastPathComponent, maxSites: maxSites, version: GMon.version, goVersion: exe.goVersion)
+        var server: MetricsServer?
+        if !noMetrics {
+            let (host, port) = try metricsPort.map { ("127.0.0.1", $0) } ?? parseListenAddress(metricsAddress)
+            let s = MetricsServer(metrics: metrics)
+            try s.start(host: host, port: port)
+            server = s
+        }
         let session = try BPFSession(exe: exe, layout: layout, plan: plan, pid: pid, collectStacks: !noStacks)
         let log = LogWriter(fd: 1, format: LogWriter.Format(rawValue: logFormat)!, level: LogWriter.Level(name: logLevel)!)
         let resolver = GoSiteResolver(exe: exe)
@@ -73,22 +96,35 @@ struct Watch: ParsableCommand {
             guard let event = EventDecoder.decode(raw) else { undecodable += 1; return }
             switch tracker.handle(event) {
             case .created(let s):
-                if case .create(let c) = event { log.created(c, site: tracker.sites[Int(s)].site) }
+                let site = tracker.sites[Int(s)].site
+                metrics.created(site: s, site)
+                if case .create(let c) = event { log.created(c, site: site) }
             case .exited(let s, let lifetime):
-                if case .exit(let p, let g, let t) = event { log.exited(pid: p, goid: g, timeNs: t, lifetimeNs: lifetime, site: tracker.sites[Int(s)].site) }
+                let site = tracker.sites[Int(s)].site
+                metrics.exited(site: s, site, lifetimeNs: lifetime)
+                if case .exit(let p, let g, let t) = event { log.exited(pid: p, goid: g, timeNs: t, lifetimeNs: lifetime, site: site) }
             case .unpairedExit:
+                metrics.unpairedExit()
                 if case .exit(let p, let g, let t) = event { log.exited(pid: p, goid: g, timeNs: t, lifetimeNs: nil, site: nil) }
-            case .processEnded(let p, let n):
-                if case .processExit(_, let t) = event { log.processExited(pid: p, timeNs: t, liveGoroutines: n) }
+            case .processEnded(let p, let closed):
+                metrics.processEnded(tracker: tracker, closedPerSite: closed)
+                if case .processExit(_, let t) = event { log.processExited(pid: p, timeNs: t, liveGoroutines: closed.values.reduce(0, +)) }
             }
         }
 
         installSignalHandlers()
-        FileHandle.standardErrorLine("gmon: watching \(pid.map { "process \($0) of " } ?? "")\(binary) (\(exe.goVersion)); creation probe at \(plan.creation.kind.rawValue) site in \(plan.creation.function), exit probe at \(plan.exit.kind.rawValue) site in \(plan.exit.function); stop with Ctrl-C")
+        server?.isAttached = true
+        let metricsNote = server.map { "; metrics on http://\($0.boundAddress)/metrics" } ?? ""
+        FileHandle.standardErrorLine("gmon: watching \(pid.map { "process \($0) of " } ?? "")\(binary) (\(exe.goVersion)); creation probe at \(plan.creation.kind.rawValue) site in \(plan.creation.function), exit probe at \(plan.exit.kind.rawValue) site in \(plan.exit.function)\(metricsNote); stop with Ctrl-C")
         let deadline = duration.map { Date().addingTimeInterval($0) }
+        var lastRefresh = Date.distantPast
         while stopRequested == 0 && !log.broken {
             try ring.poll(timeoutMs: 100)
             log.flush()
+            if Date().timeIntervalSince(lastRefresh) >= 1 {
+                metrics.refresh(tracker: tracker, nowNs: monotonicNow(), losses: session.lossesByReason(undecodable: undecodable))
+                lastRefresh = Date()
+            }
             if let d = deadline, Date() >= d { break }
             if let p = pid, kill(p, 0) != 0 && errno == ESRCH {
                 try ring.consume()
@@ -97,6 +133,7 @@ struct Watch: ParsableCommand {
             }
         }
         // Detach first, then drain what the probes already sent.
+        server?.isAttached = false
         session.detach()
         try ring.consume()
         log.flush()
@@ -105,6 +142,7 @@ struct Watch: ParsableCommand {
                                     failedReads: c[Int(GMON_FAILED_READ.rawValue)], failedStacks: c[Int(GMON_FAILED_STACK.rawValue)],
                                     processMapFull: c[Int(GMON_TGID_MAP_FULL.rawValue)], undecodable: undecodable)
         FileHandle.standardErrorLine(Summary.render(tracker: tracker, losses: losses))
+        server?.stop()
     }
 
     func checkPrivileges() throws {
@@ -193,7 +231,21 @@ final class BPFSession {
         links.removeAll()
     }
 
+    /// Loss counters by the reason label of gmon_events_lost_total.
+    func lossesByReason(undecodable: UInt64) -> [String: UInt64] {
+        let c = counters()
+        return ["ringbuf_full": c[Int(GMON_LOST_CREATE_RINGBUF.rawValue)] + c[Int(GMON_LOST_EXIT_RINGBUF.rawValue)] + c[Int(GMON_LOST_PROC_RINGBUF.rawValue)],
+                "read_failed": c[Int(GMON_FAILED_READ.rawValue)], "stack_failed": c[Int(GMON_FAILED_STACK.rawValue)],
+                "process_table_full": c[Int(GMON_TGID_MAP_FULL.rawValue)], "undecodable": undecodable]
+    }
+
     func counters() -> [UInt64] {
         (0..<UInt32(GMON_COUNTER_MAX.rawValue)).map { (try? countersMap.perCPUSum(index: $0)) ?? 0 }
     }
+}
+
+func monotonicNow() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }

@@ -20,7 +20,8 @@ final class GmonProcess {
         FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
         FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: Self.executable)
-        process.arguments = args
+        // Each test's gmon serves metrics on a port of its own unless the test picks one.
+        process.arguments = args.contains { $0.hasPrefix("--metrics") || $0 == "--no-metrics" } ? args : args + ["--metrics-address", "127.0.0.1:0"]
         process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
         process.standardError = try FileHandle(forWritingTo: stderrURL)
         process.standardInput = FileHandle.nullDevice
@@ -88,6 +89,7 @@ final class FixtureProcess {
     init(_ path: String, _ args: [String]) throws {
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = args
+        signal(SIGPIPE, SIG_IGN)   // a fixture that exits early must not kill the test run
         process.standardOutput = out
         process.standardInput = inp
         try process.run()

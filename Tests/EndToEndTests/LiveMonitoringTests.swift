@@ -2,9 +2,12 @@ import Foundation
 import Testing
 import TestSupport
 
-/// Real BPF programs, real uprobes, real Go binaries. Serialized: the kernel
-/// checks after each test must see only that test's gmon.
-@Suite(.serialized) struct LiveMonitoringTests {
+/// Every end-to-end test, one at a time: the kernel checks after each test
+/// must see only that test's gmon.
+@Suite(.serialized) struct EndToEnd {}
+
+/// Real BPF programs, real uprobes, real Go binaries.
+extension EndToEnd { @Suite struct LiveMonitoringTests {
     /// Per-site counts of one pid from gmon's JSON log.
     struct Counts { var created = 0, exited = 0, lifetimes: [Double] = [] }
 
@@ -164,4 +167,5 @@ import TestSupport
         }
         #expect(try gmonObjectsInKernel().isEmpty)
     }
+}
 }

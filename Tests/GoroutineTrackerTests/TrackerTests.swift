@@ -45,7 +45,7 @@ func create(_ pid: UInt32, _ goid: UInt64, at t: UInt64, start: UInt64 = 1, go: 
         for g in 1...5 { t.handle(create(42, UInt64(g), at: 10)) }
         t.handle(.exit(pid: 42, goid: 1, timeNs: 20))
         guard case .processEnded(_, let closed) = t.handle(.processExit(pid: 42, timeNs: 30)) else { Issue.record(); return }
-        #expect(closed == 4)
+        #expect(closed == [0: 4])
         #expect(t.sites[0].live == 0 && t.sites[0].closedByProcessExit == 4)
         #expect(r.forgotten == [42])
         // A new process reusing the pid: its goid 2 is a new goroutine, resolved afresh.

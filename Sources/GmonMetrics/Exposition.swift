@@ -1,0 +1,44 @@
+import Prometheus
+
+/// The two text formats a scraper may ask for. swift-prometheus writes the
+/// Prometheus 0.0.4 format; OpenMetrics differs only where written here.
+public enum Exposition {
+    public static let prometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
+    public static let openMetricsContentType = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+    /// True when the Accept header prefers OpenMetrics (as Prometheus does by default).
+    public static func wantsOpenMetrics(accept: String?) -> Bool {
+        accept?.contains("application/openmetrics-text") ?? false
+    }
+
+    public static func render(_ registry: PrometheusCollectorRegistry, openMetrics: Bool) -> [UInt8] {
+        let text = registry.emitToBuffer()
+        return openMetrics ? toOpenMetrics(text) : text
+    }
+
+    /// OpenMetrics names a counter family without its `_total` suffix (the
+    /// samples keep it) and ends the exposition with `# EOF`.
+    static func toOpenMetrics(_ text: [UInt8]) -> [UInt8] {
+        var counters = Set<Substring>()
+        let lines = String(decoding: text, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
+        for l in lines where l.hasPrefix("# TYPE ") && l.hasSuffix(" counter") {
+            counters.insert(l.dropFirst(7).split(separator: " ").first ?? "")
+        }
+        var out = ""
+        out.reserveCapacity(text.count + 16)
+        for l in lines {
+            if l.hasPrefix("# HELP ") || l.hasPrefix("# TYPE ") {
+                let parts = l.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false)
+                if parts.count >= 3, counters.contains(parts[2]), parts[2].hasSuffix("_total") {
+                    out += "\(parts[0]) \(parts[1]) \(parts[2].dropLast(6))"
+                    if parts.count == 4 { out += " " + parts[3] }
+                    out += "\n"
+                    continue
+                }
+            }
+            out += l + "\n"
+        }
+        out += "# EOF\n"
+        return Array(out.utf8)
+    }
+}

@@ -1,0 +1,133 @@
+import GoroutineTracker
+import Prometheus
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// gmon's Prometheus metrics. Updated on the event thread, read by scrapes:
+/// swift-prometheus's metrics are thread-safe, so neither waits for the other.
+public final class GoroutineMetrics: @unchecked Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    let exe: String
+    let maxSites: Int
+
+    struct Site {
+        let created: Counter
+        let exited: Counter
+        let live: Gauge
+        let lifetime: ValueHistogram
+        let oldest: Gauge
+    }
+    /// Tracker site index → metrics (sites past --max-sites share "other").
+    private var sites: [Site?] = []
+    private var other: Site?
+    private var foldedSites = 0
+
+    /// 10 µs … 24 h: goroutines live microseconds to days.
+    public static let lifetimeBuckets: [Double] = [
+        0.00001, 0.0001, 0.001, 0.01, 0.1, 1, 10, 60, 600, 3600, 6 * 3600, 24 * 3600,
+    ]
+
+    let eventsCreate, eventsExit, eventsProcessExit: Counter
+    let unpaired: Counter
+    let processes: Gauge
+    let folded: Counter
+    var lostCounters: [String: Counter] = [:]
+    var lostSeen: [String: UInt64] = [:]
+
+    public init(exe: String, maxSites: Int, version: String, goVersion: String) {
+        self.exe = exe
+        self.maxSites = maxSites
+        let r = registry
+        eventsCreate = r.makeCounter(name: "gmon_events_total", labels: [("type", "create")], help: "Events received from the kernel.")
+        eventsExit = r.makeCounter(name: "gmon_events_total", labels: [("type", "exit")], help: "Events received from the kernel.")
+        eventsProcessExit = r.makeCounter(name: "gmon_events_total", labels: [("type", "process_exit")], help: "Events received from the kernel.")
+        unpaired = r.makeCounter(name: "gmon_exits_unpaired_total", labels: [("exe", exe)],
+                                 help: "Exits of goroutines created before gmon attached.")
+        processes = r.makeGauge(name: "gmon_processes_traced", labels: [("exe", exe)], help: "Processes of the executable with goroutine events.")
+        folded = r.makeCounter(name: "gmon_sites_folded_total", labels: [("exe", exe)],
+                               help: "Creation sites beyond --max-sites, counted under created_by=\"other\".")
+        r.makeGauge(name: "gmon_build_info", labels: [("version", version), ("go_versions", goVersion)],
+                    help: "gmon's version and the Go releases of the watched executables.").set(to: Double(1))
+        for reason in ["ringbuf_full", "read_failed", "stack_failed", "process_table_full", "undecodable"] {
+            let c = r.makeCounter(name: "gmon_events_lost_total", labels: [("reason", reason)], help: "Events gmon could not deliver, by reason.")
+            lostCounters[reason] = c
+            c.increment(by: Int64(0))
+        }
+    }
+
+    func labels(_ s: CreationSite) -> [(String, String)] {
+        var l = [("exe", exe), ("function", s.function), ("created_by", s.createdBy)]
+        for (i, f) in s.stack.prefix(5).enumerated() { l.append(("stack_\(i)", f)) }
+        return l
+    }
+
+    func make(_ labels: [(String, String)]) -> Site {
+        let r = registry
+        return Site(
+            created: r.makeCounter(name: "gmon_goroutines_created_total", labels: labels, help: "Goroutines created, by creation site."),
+            exited: r.makeCounter(name: "gmon_goroutines_exited_total", labels: labels, help: "Goroutines exited, by creation site."),
+            live: r.makeGauge(name: "gmon_goroutines_live", labels: labels, help: "Goroutines alive now, by creation site."),
+            lifetime: r.makeValueHistogram(name: "gmon_goroutine_lifetime_seconds", labels: labels, buckets: Self.lifetimeBuckets,
+                                           help: "Lifetimes of exited goroutines (kernel clock), by creation site."),
+            oldest: r.makeGauge(name: "gmon_goroutine_oldest_live_seconds", labels: labels, help: "Age of the oldest live goroutine, by creation site."))
+    }
+
+    func site(_ index: Int32, _ s: CreationSite) -> Site {
+        let i = Int(index)
+        if i < sites.count, let m = sites[i] { return m }
+        while sites.count <= i { sites.append(nil) }
+        let m: Site
+        if i < maxSites {
+            m = make(labels(s))
+        } else {
+            if other == nil { other = make([("exe", exe), ("function", "other"), ("created_by", "other")]) }
+            m = other!
+            foldedSites += 1
+            folded.increment()
+        }
+        sites[i] = m
+        return m
+    }
+
+    public func created(site index: Int32, _ s: CreationSite) {
+        eventsCreate.increment()
+        let m = site(index, s)
+        m.created.increment()
+        m.live.increment()
+    }
+
+    public func exited(site index: Int32, _ s: CreationSite, lifetimeNs: UInt64) {
+        eventsExit.increment()
+        let m = site(index, s)
+        m.exited.increment()
+        m.live.decrement()
+        m.lifetime.record(Double(lifetimeNs) / 1e9)
+    }
+
+    public func unpairedExit() {
+        eventsExit.increment()
+        unpaired.increment()
+    }
+
+    /// A process ended: its live goroutines are gone (they did not exit, so no lifetime is recorded).
+    public func processEnded(tracker: Tracker, closedPerSite: [Int32: Int]) {
+        eventsProcessExit.increment()
+        for (s, n) in closedPerSite { site(s, tracker.sites[Int(s)].site).live.decrement(by: Double(n)) }
+    }
+
+    /// Refreshes the gauges that are derived from tracker state (ages, process count) and the loss counters.
+    public func refresh(tracker: Tracker, nowNs: UInt64, losses: [String: UInt64]) {
+        processes.set(Double(tracker.processesSeen.count))
+        let oldest = tracker.oldestLiveCreation()
+        for (i, st) in tracker.sites.enumerated() {
+            let m = site(Int32(i), st.site)
+            if let t = oldest[Int32(i)] { m.oldest.set(Double(nowNs &- t) / 1e9) } else if st.live == 0 { m.oldest.set(to: Double(0)) }
+        }
+        for (reason, total) in losses {
+            let delta = total &- (lostSeen[reason] ?? 0)
+            if delta > 0, delta < 1 << 62 { lostCounters[reason]?.increment(by: Int64(delta)) }
+            lostSeen[reason] = total
+        }
+    }
+}

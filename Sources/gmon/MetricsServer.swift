@@ -1,0 +1,90 @@
+import Foundation
+import GmonMetrics
+import Hummingbird
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Serves /metrics and /healthz with Hummingbird on its own event loop, so
+/// scrapes and event processing never wait for each other.
+final class MetricsServer: @unchecked Sendable {
+    let metrics: GoroutineMetrics
+    private let attached = NIOLockedValueBox(false)
+    private var task: Task<Void, Error>?
+    private(set) var boundAddress = ""
+
+    init(metrics: GoroutineMetrics) { self.metrics = metrics }
+
+    var isAttached: Bool {
+        get { attached.withLockedValue { $0 } }
+        set { attached.withLockedValue { $0 = newValue } }
+    }
+
+    /// Binds and starts serving; throws a one-line error for a busy or bad address.
+    func start(host: String, port: Int) throws {
+        let router = Router()
+        router.get("/metrics") { [metrics] request, _ -> Response in
+            let om = Exposition.wantsOpenMetrics(accept: request.headers[.accept])
+            let body = Exposition.render(metrics.registry, openMetrics: om)
+            return Response(status: .ok,
+                            headers: [.contentType: om ? Exposition.openMetricsContentType : Exposition.prometheusContentType],
+                            body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+        router.get("/healthz") { [self] _, _ -> Response in
+            isAttached ? Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+                : Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "probes not attached\n")))
+        }
+        var logger = Logger(label: "gmon.metrics")
+        logger.logLevel = .critical
+        let ready = DispatchSemaphore(value: 0)
+        let outcome = NIOLockedValueBox<Result<String, Error>?>(nil)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: "gmon"),
+            onServerRunning: { channel in
+                outcome.withLockedValue { $0 = .success(channel.localAddress.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? "\(host):\(port)") }
+                ready.signal()
+            },
+            logger: logger)
+        task = Task.detached {
+            do { try await app.runService(gracefulShutdownSignals: []) } catch {
+                outcome.withLockedValue { if $0 == nil { $0 = .failure(error) } }
+                ready.signal()
+                throw error
+            }
+        }
+        if ready.wait(timeout: .now() + 10) == .timedOut {
+            throw CLIError("the metrics server on \(host):\(port) did not start within 10 s")
+        }
+        switch outcome.withLockedValue({ $0 }) {
+        case .success(let a)?: boundAddress = a
+        case .failure(let e)?:
+            let text = "\(e)"
+            if text.contains("Address already in use") || text.contains("EADDRINUSE") {
+                throw CLIError("the metrics address \(host):\(port) is busy: another program listens there; pick another with --metrics-address HOST:PORT")
+            }
+            throw CLIError("cannot serve metrics on \(host):\(port): \(text)")
+        case nil: throw CLIError("the metrics server on \(host):\(port) did not start")
+        }
+    }
+
+    func stop() { task?.cancel() }
+}
+
+/// "HOST:PORT", "[::1]:PORT" or "PORT" (loopback) → (host, port).
+func parseListenAddress(_ s: String) throws -> (String, Int) {
+    func port(_ p: Substring) throws -> Int {
+        guard let v = Int(p), (0...65535).contains(v) else { throw CLIError("metrics port \(p) is not a port number (0–65535)") }
+        return v
+    }
+    if let v = Int(s) { return ("127.0.0.1", try port(Substring(String(v)))) }
+    if s.hasPrefix("["), let close = s.firstIndex(of: "]") {
+        let host = String(s[s.index(after: s.startIndex)..<close])
+        let rest = s[s.index(after: close)...]
+        guard rest.hasPrefix(":") else { throw CLIError("metrics address \(s) needs a port: [HOST]:PORT") }
+        return (host, try port(rest.dropFirst()))
+    }
+    let parts = s.split(separator: ":", omittingEmptySubsequences: false)
+    guard parts.count == 2, !parts[0].isEmpty else { throw CLIError("metrics address \(s) is not HOST:PORT (for example 127.0.0.1:5500)") }
+    return (String(parts[0]), try port(parts[1]))
+}

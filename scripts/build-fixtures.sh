@@ -29,5 +29,7 @@ done
 # Externally linked static PIE (cgo linker path): Go's tables have no section names of their own there.
 (cd testdata/fixtures/goroutines && CGO_ENABLED=1 "$GO_CACHE/1.25.5/bin/go" build -buildmode=pie \
   -ldflags='-s -w -linkmode=external -extldflags=-static-pie' -o "$OUT/1.25.5/goroutines.static-pie" .)
+# Another architecture, for the error gmon gives.
+(cd testdata/fixtures/goroutines && CGO_ENABLED=0 GOARCH=arm64 "$GO_CACHE/1.25.5/bin/go" build -o "$OUT/1.25.5/goroutines.arm64" .)
 (cd testdata/demo && CGO_ENABLED=0 "$GO_CACHE/1.25.5/bin/go" build -o "$OUT/demo" .)
 echo "$stamp" > "$OUT/.stamp"

@@ -42,14 +42,22 @@ public struct AttachPlan: Sendable, Equatable, Codable {
 
 public enum AttachPointError: Error, CustomStringConvertible {
     case disassembler(String)
+    case wrongArchitecture(String)
     public var description: String {
-        switch self { case .disassembler(let s): return "cannot disassemble the Go runtime: \(s)" }
+        switch self {
+        case .disassembler(let s): return "cannot disassemble the Go runtime: \(s)"
+        case .wrongArchitecture(let s): return s
+        }
     }
 }
 
 public enum AttachPoints {
     /// `classic` forces the sites earlier tools use (uretprobe on newproc1, entry of goexit1), for comparison.
     public static func plan(for exe: GoExecutable, classic: Bool = false) throws -> AttachPlan {
+        guard exe.elf.machine == ELFFile.machineX86_64 else {
+            let arch = exe.elf.machine == ELFFile.machineAArch64 ? "arm64" : "ELF machine \(exe.elf.machine)"
+            throw AttachPointError.wrongArchitecture("the executable is built for \(arch); gmon watches x86-64 programs")
+        }
         var warnings: [String] = []
         let creation: AttachPoint
         if !classic, let p = try callSite(in: "runtime.newproc.func1", calling: "runtime.runqput", exe: exe, register: .rbx) {

@@ -11,6 +11,8 @@ public enum GmonBPF {
         public static let createAtReturnRAX = "gmon_create_rax"
         public static let exit = "gmon_exit"
         public static let processExit = "gmon_process_exit"
+        public static let countCreate = "gmon_count_create"
+        public static let countExit = "gmon_count_exit"
     }
 
     public enum MapName {

@@ -36,15 +36,28 @@ public final class LogWriter {
         buffer.reserveCapacity(1 << 16)
     }
 
-    public func created(_ c: Creation, site: CreationSite) {
+    /// The site's fields rendered once per site (they repeat on every line of that site).
+    private var renderedSites: [Int32: [UInt8]] = [:]
+
+    public func created(_ c: Creation, site: CreationSite, siteIndex: Int32? = nil) {
         guard level <= .info, !broken else { return }
         var fields: [(String, Value)] = [
             ("pid", .int(UInt64(c.pid))), ("goroutine_id", .int(c.goid)),
         ]
         if c.parentGoid != 0 { fields.append(("parent_goroutine_id", .int(c.parentGoid))) }
-        fields.append(("function", .string(site.function)))
-        fields.append(("created_by", .string(site.createdBy)))
-        for (i, f) in site.stack.enumerated() { fields.append(("stack.\(i)", .string(f))) }
+        if let i = siteIndex, let r = renderedSites[i] {
+            fields.append(("", .rendered(r)))
+        } else {
+            var siteFields: [(String, Value)] = [("function", .string(site.function)), ("created_by", .string(site.createdBy))]
+            for (i, f) in site.stack.enumerated() { siteFields.append(("stack.\(i)", .string(f))) }
+            let saved = buffer
+            buffer = []
+            appendFields(siteFields)
+            let r = buffer
+            buffer = saved
+            if let i = siteIndex { renderedSites[i] = r }
+            fields.append(("", .rendered(r)))
+        }
         line(timeNs: c.timeNs, level: .info, msg: "goroutine is created", fields)
     }
 
@@ -64,39 +77,42 @@ public final class LogWriter {
         line(timeNs: timeNs, level: .info, msg: "process exited", [("pid", .int(UInt64(pid))), ("live_goroutines", .int(UInt64(liveGoroutines)))])
     }
 
-    public enum Value { case int(UInt64), string(String), seconds(UInt64) }
+    public enum Value {
+        case int(UInt64), string(String), seconds(UInt64)
+        /// Fields already rendered in this writer's format, separators included.
+        case rendered([UInt8])
+    }
 
     func line(timeNs: UInt64, level: Level, msg: String, _ fields: [(String, Value)]) {
-        let time = Self.rfc3339(Int64(bitPattern: timeNs) &+ wallOffsetNs)
+        let time = timestamp(Int64(bitPattern: timeNs) &+ wallOffsetNs)
         switch format {
         case .logfmt:
             append("time=\(time) level=\(level.name) msg=")
             appendLogfmtValue(msg)
-            for (k, v) in fields {
-                append(" \(k)=")
-                switch v {
-                case .int(let i): append(String(i))
-                case .string(let s): appendLogfmtValue(s)
-                case .seconds(let ns): append(Self.seconds(ns))
-                }
-            }
         case .json:
             append("{\"time\":\"\(time)\",\"level\":\"\(level.name)\",\"msg\":")
             appendJSONString(msg)
-            for (k, v) in fields {
-                append(",")
-                appendJSONString(k)
-                append(":")
-                switch v {
-                case .int(let i): append(String(i))
-                case .string(let s): appendJSONString(s)
-                case .seconds(let ns): append(Self.seconds(ns))
-                }
-            }
-            append("}")
         }
+        appendFields(fields)
+        if format == .json { append("}") }
         buffer.append(0x0a)
         if buffer.count >= 1 << 15 { flush() }
+    }
+
+    func appendFields(_ fields: [(String, Value)]) {
+        for (k, v) in fields {
+            if case .rendered(let bytes) = v { buffer.append(contentsOf: bytes); continue }
+            switch format {
+            case .logfmt: append(" \(k)=")
+            case .json: append(","); appendJSONString(k); append(":")
+            }
+            switch v {
+            case .int(let i): append(String(i))
+            case .string(let s): format == .json ? appendJSONString(s) : appendLogfmtValue(s)
+            case .seconds(let ns): append(Self.seconds(ns))
+            case .rendered: break
+            }
+        }
     }
 
     @inline(__always) func append(_ s: String) { buffer.append(contentsOf: s.utf8) }
@@ -142,6 +158,21 @@ public final class LogWriter {
         let s = ns / 1_000_000_000, frac = ns % 1_000_000_000
         let f = String(frac)
         return "\(s)." + String(repeating: "0", count: 9 - f.count) + f
+    }
+
+    private var cachedSecond: Int64 = -1
+    private var cachedPrefix = ""
+
+    /// RFC 3339 with milliseconds; the date and time up to the second is formatted once per second.
+    func timestamp(_ wallNs: Int64) -> String {
+        let sec = wallNs / 1_000_000_000
+        if sec != cachedSecond {
+            cachedSecond = sec
+            let full = Self.rfc3339(sec * 1_000_000_000)
+            cachedPrefix = String(full.dropLast(4))   // drop "000Z"
+        }
+        let ms = Int((wallNs % 1_000_000_000) / 1_000_000)
+        return cachedPrefix + (ms < 10 ? "00" : ms < 100 ? "0" : "") + String(ms) + "Z"
     }
 
     static func rfc3339(_ wallNs: Int64) -> String {

@@ -1,4 +1,7 @@
 import ArgumentParser
+import AttachPoints
+import GoBinary
+import LibBPF
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,12 +21,23 @@ struct GMon: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch let e as CLIError {
-            FileHandle.standardErrorLine("gmon: \(e.description)")
-            Glibc.exit(1)
+            fail(e.description)
+        } catch let e as GoBinaryError {
+            fail(e.description)
+        } catch let e as AttachPointError {
+            fail(e.description)
+        } catch let e as BPFError {
+            fail(e.description)
         } catch {
             exit(withError: error)
         }
     }
+}
+
+/// One line on stderr, exit status 1: gmon's errors name the problem and the fix.
+func fail(_ message: String) -> Never {
+    FileHandle.standardErrorLine("gmon: \(message)")
+    Glibc.exit(1)
 }
 
 enum FileHandle {

@@ -52,6 +52,9 @@ struct Watch: ParsableCommand {
     @Flag(name: .customLong("classic-probes"), help: "Probe where earlier tools do (uretprobe on runtime.newproc1, entry of runtime.goexit1): ~30x costlier, for comparison.")
     var classicProbes = false
 
+    @Flag(name: .customLong("count-only"), help: .hidden)   // benchmarks: count probe hits, nothing else
+    var countOnly = false
+
     @Flag(name: .customLong("version", withSingleDash: true), help: .hidden)
     var legacyVersion = false
 
@@ -86,7 +89,7 @@ struct Watch: ParsableCommand {
             try s.start(host: host, port: port)
             server = s
         }
-        let session = try BPFSession(exe: exe, layout: layout, plan: plan, pid: pid, collectStacks: !noStacks)
+        let session = try BPFSession(exe: exe, layout: layout, plan: plan, pid: pid, collectStacks: !noStacks, countOnly: countOnly)
         let log = LogWriter(fd: 1, format: LogWriter.Format(rawValue: logFormat)!, level: LogWriter.Level(name: logLevel)!)
         let resolver = GoSiteResolver(exe: exe)
         let tracker = Tracker(resolver: resolver)
@@ -98,7 +101,7 @@ struct Watch: ParsableCommand {
             case .created(let s):
                 let site = tracker.sites[Int(s)].site
                 metrics.created(site: s, site)
-                if case .create(let c) = event { log.created(c, site: site) }
+                if case .create(let c) = event { log.created(c, site: site, siteIndex: s) }
             case .exited(let s, let lifetime):
                 let site = tracker.sites[Int(s)].site
                 metrics.exited(site: s, site, lifetimeNs: lifetime)
@@ -119,7 +122,9 @@ struct Watch: ParsableCommand {
         let deadline = duration.map { Date().addingTimeInterval($0) }
         var lastRefresh = Date.distantPast
         while stopRequested == 0 && !log.broken {
-            try ring.poll(timeoutMs: 100)
+            // The BPF side wakes us only for a backlog or a process exit; drain on a 20 ms tick.
+            try ring.poll(timeoutMs: 20)
+            try ring.consume()
             log.flush()
             if Date().timeIntervalSince(lastRefresh) >= 1 {
                 metrics.refresh(tracker: tracker, nowNs: monotonicNow(), losses: session.lossesByReason(undecodable: undecodable))
@@ -142,6 +147,13 @@ struct Watch: ParsableCommand {
                                     failedReads: c[Int(GMON_FAILED_READ.rawValue)], failedStacks: c[Int(GMON_FAILED_STACK.rawValue)],
                                     processMapFull: c[Int(GMON_TGID_MAP_FULL.rawValue)], undecodable: undecodable)
         FileHandle.standardErrorLine(Summary.render(tracker: tracker, losses: losses))
+        if countOnly {
+            FileHandle.standardErrorLine("gmon: count-only: creations \(c[Int(GMON_COUNT_ONLY_CREATE.rawValue)]) exits \(c[Int(GMON_COUNT_ONLY_EXIT.rawValue)])")
+        }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let cpu = { (t: timeval) in Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        FileHandle.standardErrorLine("gmon: own cost: user \(cpu(usage.ru_utime)) s, system \(cpu(usage.ru_stime)) s, peak RSS \(usage.ru_maxrss / 1024) MB")
         server?.stop()
     }
 
@@ -199,16 +211,18 @@ final class BPFSession {
     let events: BPFMap
     let countersMap: BPFMap
 
-    init(exe: GoExecutable, layout: RuntimeLayout, plan: AttachPlan, pid: Int32?, collectStacks: Bool) throws {
+    init(exe: GoExecutable, layout: RuntimeLayout, plan: AttachPlan, pid: Int32?, collectStacks: Bool, countOnly: Bool = false) throws {
         do {
             let object = try BPFObject(image: GmonBPF.object, name: "gmon")
             self.object = object
             let cfg = EventDecoder.config(goid: layout.goid, gopc: layout.gopc, startpc: layout.startpc,
                                           parentGoid: layout.parentGoid, collectStack: collectStacks)
             try cfg.withUnsafeBytes { try object.setReadOnlyData($0) }
-            let createProgram = plan.creation.register == .rax ? GmonBPF.ProgramName.createAtReturnRAX : GmonBPF.ProgramName.createAtCallRBX
-            for p in [GmonBPF.ProgramName.createAtReturnRAX, GmonBPF.ProgramName.createAtCallRBX] {
-                try object.setAutoload(p, p == createProgram)
+            typealias P = GmonBPF.ProgramName
+            let createProgram = countOnly ? P.countCreate : plan.creation.register == .rax ? P.createAtReturnRAX : P.createAtCallRBX
+            let exitProgram = countOnly ? P.countExit : P.exit
+            for p in [P.createAtReturnRAX, P.createAtCallRBX, P.countCreate, P.exit, P.countExit] {
+                try object.setAutoload(p, p == createProgram || p == exitProgram)
             }
             try object.load()
             events = try object.map(GmonBPF.MapName.events)
@@ -217,7 +231,7 @@ final class BPFSession {
             defer { self.links = links }
             // Process exits first, so no exit of a process with events is missed.
             links.append(try object.program(GmonBPF.ProgramName.processExit).attachRawTracepoint("sched_process_exit"))
-            links.append(try object.program(GmonBPF.ProgramName.exit).attachUprobe(
+            links.append(try object.program(exitProgram).attachUprobe(
                 binary: exe.path, fileOffset: plan.exit.fileOffset, pid: pid, returnProbe: false))
             links.append(try object.program(createProgram).attachUprobe(
                 binary: exe.path, fileOffset: plan.creation.fileOffset, pid: pid, returnProbe: plan.creation.isReturnProbe))

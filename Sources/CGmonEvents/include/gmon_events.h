@@ -30,6 +30,8 @@ enum gmon_counter {
     GMON_FAILED_READ = 3,           // bpf_probe_read_user of runtime.g failed
     GMON_FAILED_STACK = 4,          // bpf_get_stack failed (event sent without stack)
     GMON_TGID_MAP_FULL = 5,         // too many traced processes to track exits
+    GMON_COUNT_ONLY_CREATE = 6,     // benchmarks: creations seen by the count-only programs
+    GMON_COUNT_ONLY_EXIT = 7,       // benchmarks: exits seen by the count-only programs
     GMON_COUNTER_MAX = 8,
 };
 

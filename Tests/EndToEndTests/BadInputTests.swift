@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Each bad input: a non-zero exit, one line on stderr naming the problem, no trace, no hang.
+extension EndToEnd {
+    @Suite struct BadInputTests {
+        struct Outcome { let status: Int32; let stderr: String }
+
+        static func gmon(_ args: [String], asUser: String? = nil) throws -> Outcome {
+            let p = Process()
+            if let user = asUser {
+                p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+                p.arguments = ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", "--inh-caps=-all", GmonProcess.executable] + args
+            } else {
+                p.executableURL = URL(fileURLWithPath: GmonProcess.executable)
+                p.arguments = args
+            }
+            let err = Pipe()
+            p.standardError = err
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            let data = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return Outcome(status: p.terminationStatus, stderr: String(decoding: data, as: UTF8.self))
+        }
+
+        static func expectClearError(_ o: Outcome, _ needle: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            #expect(o.status != 0, sourceLocation: sourceLocation)
+            #expect(o.stderr.contains(needle), "stderr: \(o.stderr)", sourceLocation: sourceLocation)
+            #expect(!o.stderr.contains("Backtrac") && !o.stderr.contains("Fatal error"), "crashed: \(o.stderr)", sourceLocation: sourceLocation)
+        }
+
+        /// A copy of a fixture with its Go version string replaced (same length), for releases we cannot build.
+        static func withGoVersion(_ version: String, from path: String) throws -> String {
+            var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            let old = Array("go1.25.5".utf8), new = Array(version.utf8)
+            precondition(old.count == new.count)
+            var replaced = 0
+            var i = 0
+            while i + old.count <= bytes.count {
+                if bytes[i] == old[0] && Array(bytes[i..<(i + old.count)]) == old {
+                    bytes.replaceSubrange(i..<(i + old.count), with: new)
+                    replaced += 1
+                }
+                i += 1
+            }
+            #expect(replaced > 0)
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-\(version)-\(UUID().uuidString)").path
+            try Data(bytes).write(to: URL(fileURLWithPath: out))
+            chmod(out, 0o755)
+            return out
+        }
+
+        @Test func notRoot() throws {
+            Self.expectClearError(try Self.gmon(["--path", Fixtures.binary("1.25.5", "normal")], asUser: "65534"), "needs root")
+        }
+
+        @Test func badPaths() throws {
+            Self.expectClearError(try Self.gmon(["--path", "/nonexistent/app"]), "No such file")
+            Self.expectClearError(try Self.gmon(["--path", "/tmp"]), "is a directory")
+            Self.expectClearError(try Self.gmon(["--path", "/bin/ls"]), "not a Go program")
+            let script = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-script.sh")
+            try "#!/bin/sh\necho hi\n".write(to: script, atomically: true, encoding: .utf8)
+            Self.expectClearError(try Self.gmon(["--path", script.path]), "not an ELF file")
+            Self.expectClearError(try Self.gmon(["--path", Fixtures.binary("1.25.5", "arm64")]), "built for arm64")
+            Self.expectClearError(try Self.gmon(["inspect", Fixtures.binary("1.25.5", "arm64")]), "built for arm64")
+        }
+
+        @Test func unsupportedAndUnknownReleases() throws {
+            let old = try Self.withGoVersion("go1.16.9", from: Fixtures.binary("1.25.5", "stripped"))
+            Self.expectClearError(try Self.gmon(["--path", old]), "supports Go 1.17 and later")
+            let future = try Self.withGoVersion("go1.99.1", from: Fixtures.binary("1.25.5", "stripped"))
+            Self.expectClearError(try Self.gmon(["--path", future]), "--goid-offset")
+            // With the overrides it is accepted (and inspect shows they were used).
+            let ok = try run(GmonProcess.executable, ["inspect", future, "--goid-offset", "152", "--gopc-offset", "280", "--startpc-offset", "296"])
+            #expect(ok.contains("(from override)"))
+        }
+
+        @Test func badPids() throws {
+            Self.expectClearError(try Self.gmon(["--pid", "999999"]), "no process with pid 999999")
+            let other = Process()
+            other.executableURL = URL(fileURLWithPath: "/bin/sleep")
+            other.arguments = ["30"]
+            try other.run()
+            defer { other.terminate(); other.waitUntilExit() }
+            let wrong = try Self.gmon(["--pid", String(other.processIdentifier), "--path", Fixtures.binary("1.25.5", "normal")])
+            Self.expectClearError(wrong, "runs /usr/bin/sleep, not \(Fixtures.binary("1.25.5", "normal"))")
+            Self.expectClearError(try Self.gmon(["--pid", "0"]), "not a process id")
+        }
+
+        @Test func badFlagsAndAddresses() throws {
+            let path = Fixtures.binary("1.25.5", "normal")
+            Self.expectClearError(try Self.gmon(["--path", path, "--metrics-address", "nonsense"]), "is not HOST:PORT")
+            Self.expectClearError(try Self.gmon(["--path", path, "--metrics-address", "127.0.0.1:99999"]), "not a port number")
+            Self.expectClearError(try Self.gmon(["--path", path, "--max-sites", "0"]), "--max-sites")
+            Self.expectClearError(try Self.gmon(["--path", path, "--duration", "-1"]), "--duration")
+            Self.expectClearError(try Self.gmon(["--path", path, "--log-level", "loud"]), "--log-level")
+            Self.expectClearError(try Self.gmon([]), "--path")
+        }
+    }
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# What watching costs the watched program, and what gmon itself costs.
+#   bench.sh          full run (make bench): figures to the terminal and .bench/results.json
+#   bench.sh --tiny   one tiny round of every part, so the harness cannot rot (make test)
+# The machine is shared and noisy: runs alternate (a b b' c d a b b' c d …) and
+# the table gives medians with min–max.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TINY=0; [ "${1:-}" = "--tiny" ] && TINY=1
+N=${GMON_BENCH_N:-200000}; ROUNDS=${GMON_BENCH_ROUNDS:-7}; LIVE=${GMON_BENCH_LIVE:-1000000}
+if [ $TINY = 1 ]; then N=2000; ROUNDS=1; LIVE=2000; fi
+GMON=${GMON:-.build/release/gmon}
+[ $TINY = 1 ] && GMON=${GMON_TINY:-.build/debug/gmon}
+FIX=.fixtures/1.25.5/goroutines.normal
+DEMO=.fixtures/demo
+GO_CMD=${GMON_GO_CACHE:-/var/cache/gmon/go}/1.25.5/lib/python3.11/site-packages/go/bin/go
+OUT=.bench; mkdir -p "$OUT"; W=$(mktemp -d)
+trap 'pkill -P $$ 2>/dev/null || true; rm -rf "$W"' EXIT
+
+start_gmon() {   # args: gmon flags…; sets GPID
+  "$GMON" --path "$@" >"$W/gmon.out" 2>"$W/gmon.err" &
+  GPID=$!
+  for _ in $(seq 300); do grep -q "gmon: watching" "$W/gmon.err" && return 0; kill -0 $GPID 2>/dev/null || break; sleep 0.05; done
+  echo "bench: gmon did not attach: $(cat "$W/gmon.err")" >&2; exit 1
+}
+stop_gmon() { kill -INT $GPID; wait $GPID || true; }
+
+# 1. Cost per goroutine to the watched program.
+declare -A FLAGS=(
+  [b]="--count-only --no-metrics"
+  [bclassic]="--count-only --classic-probes --no-metrics"
+  [c]=""
+  [d]="--no-stacks --log-level warn --no-metrics"
+)
+: >"$W/samples"
+for r in $(seq "$ROUNDS"); do
+  for mode in a b bclassic c d; do
+    if [ $mode = a ]; then
+      ns=$("$FIX" -bench "$N" | awk '{print $2}')
+    else
+      # shellcheck disable=SC2086
+      start_gmon "$FIX" ${FLAGS[$mode]} --metrics-address 127.0.0.1:0
+      ns=$("$FIX" -bench "$N" | awk '{print $2}')
+      sleep 0.3; stop_gmon
+      cost=$(sed -n 's/^gmon: own cost: user \([0-9.e-]*\) s, system \([0-9.e-]*\) s, peak RSS \([0-9]*\) MB/\1 \2 \3/p' "$W/gmon.err")
+      lost=$(sed -n 's/^lost events: ring buffer full \([0-9]*\).*/\1/p' "$W/gmon.err")
+      echo "cost $mode $cost ${lost:-0}" >>"$W/samples"
+    fi
+    echo "ns $mode $ns" >>"$W/samples"
+  done
+done
+
+# 2. A realistic service: the demo HTTP server under wrk, unwatched and watched.
+if [ $TINY = 0 ] && command -v wrk >/dev/null; then
+  PORT=18181
+  "$DEMO" -addr 127.0.0.1:$PORT 2>/dev/null & DPID=$!
+  sleep 0.5
+  for mode in unwatched watched unwatched watched; do
+    [ $mode = watched ] && start_gmon "$DEMO" --metrics-address 127.0.0.1:0
+    wrk -t2 -c16 -d5s --latency "http://127.0.0.1:$PORT/work" >"$W/wrk" 2>&1 || true
+    rps=$(awk '/Requests\/sec/ {print $2}' "$W/wrk"); p99=$(awk '$1=="99%" {print $2}' "$W/wrk")
+    echo "wrk $mode $rps $p99" >>"$W/samples"
+    [ $mode = watched ] && stop_gmon
+  done
+  kill $DPID; wait $DPID 2>/dev/null || true
+fi
+
+# 3. gmon's memory with many live goroutines.
+start_gmon "$FIX" --no-stacks --log-level warn --metrics-address 127.0.0.1:0
+exec 7> >("$FIX" -wait-stdin -a 0 -b 0 -c "$LIVE" >"$W/live.out")
+echo >&7
+for _ in $(seq 600); do grep -q done "$W/live.out" 2>/dev/null && break; sleep 0.1; done
+sleep 1.5
+rss=$(awk '/VmRSS/ {print $2}' /proc/$GPID/status)
+echo "live $LIVE $rss" >>"$W/samples"
+echo >&7; exec 7>&-
+sleep 0.5; stop_gmon
+
+# 4. Start-up on the largest Go binary at hand.
+for _ in 1 2 3; do
+  t0=$(date +%s.%N); start_gmon "$GO_CMD" --no-metrics; t1=$(date +%s.%N); stop_gmon
+  echo "startup $(python3 -c "print($t1 - $t0)")" >>"$W/samples"
+done
+
+python3 - "$W/samples" "$OUT/results.json" "$N" <<'EOF'
+import json, statistics, sys
+samples, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ns, cost, wrk, live, startup = {}, {}, {}, None, []
+for line in open(samples):
+    f = line.split()
+    if f[0] == "ns": ns.setdefault(f[1], []).append(float(f[2]))
+    elif f[0] == "cost" and len(f) >= 6: cost.setdefault(f[1], []).append((float(f[2]) + float(f[3]), int(f[4]), int(f[5])))
+    elif f[0] == "wrk" and len(f) >= 4: wrk.setdefault(f[1], []).append((float(f[2]), f[3]))
+    elif f[0] == "live": live = (int(f[1]), int(f[2]))
+    elif f[0] == "startup": startup.append(float(f[1]))
+med = lambda v: statistics.median(v)
+res = {"goroutines_per_run": n, "ns_per_goroutine": {m: {"median": med(v), "min": min(v), "max": max(v)} for m, v in ns.items()}}
+a = med(ns["a"])
+added = {m: med(v) - a for m, v in ns.items() if m != "a"}
+res["added_ns_per_goroutine"] = added
+if added.get("b", 0) > 0: res["c_over_b"] = added["c"] / added["b"]
+if added.get("bclassic", 0) > 0: res["c_over_bclassic"] = added["c"] / added["bclassic"]
+events = 2 * n
+# gmon's CPU per event: above the count-only run, which pays start-up and attach but handles no event.
+base_cpu = med([c[0] for c in cost["b"]])
+res["gmon_cpu_us_per_event"] = {m: max(0.0, med([c[0] for c in v]) - base_cpu) / events * 1e6 for m, v in cost.items() if m in ("c", "d")}
+res["gmon_peak_rss_mb"] = {m: max(c[1] for c in v) for m, v in cost.items()}
+res["events_lost"] = {m: sum(c[2] for c in v) for m, v in cost.items()}
+if wrk: res["wrk"] = {m: {"requests_per_s": med([x[0] for x in v]), "p99": [x[1] for x in v]} for m, v in wrk.items()}
+if live: res["rss_kb_with_live_goroutines"] = {"live": live[0], "rss_kb": live[1]}
+res["startup_s_go_command"] = med(startup)
+json.dump(res, open(out, "w"), indent=2)
+names = {"a": "a unwatched", "b": "b count-only, gmon's sites", "bclassic": "b' count-only, classic sites", "c": "c gmon (logs to file)", "d": "d gmon cheapest"}
+print(f"{'run':32} {'ns/goroutine median':>20} {'min–max':>18} {'added ns':>10}")
+for m in ["a", "b", "bclassic", "c", "d"]:
+    v = res["ns_per_goroutine"][m]
+    print(f"{names[m]:32} {v['median']:20.0f} {v['min']:8.0f}–{v['max']:<9.0f} {added.get(m, 0):10.0f}")
+for k in ["c_over_b", "c_over_bclassic"]:
+    if k in res: print(f"{k}: {res[k]:.2f}")
+print("gmon CPU µs/event:", {m: round(v, 3) for m, v in res["gmon_cpu_us_per_event"].items()})
+print("gmon peak RSS MB:", res["gmon_peak_rss_mb"], " events lost:", res["events_lost"])
+if wrk: print("wrk /work:", res["wrk"])
+if live: print(f"gmon RSS with {live[0]} live goroutines: {live[1] / 1024:.1f} MB")
+print(f"start-up on the go command: {res['startup_s_go_command']:.3f} s")
+EOF

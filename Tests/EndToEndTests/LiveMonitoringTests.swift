@@ -96,6 +96,19 @@ extension EndToEnd { @Suite struct LiveMonitoringTests {
         #expect(try gmonObjectsInKernel().isEmpty)
     }
 
+    /// The earlier tool's single-dash flags keep working.
+    @Test func earlierToolsFlags() throws {
+        let path = Fixtures.binary("1.21.13", "stripped")
+        #expect(try run(GmonProcess.executable, ["-version"]).contains("gmon "))
+        let gmon = try GmonProcess(["-path", path, "-level", "debug", "-metrics", "0"])
+        try gmon.waitUntilAttached()
+        let fixture = try FixtureProcess(path, ["-a", "10", "-b", "2", "-c", "1"])
+        _ = fixture.finish()
+        try gmon.waitForOutput("msg=\"process exited\" pid=\(fixture.process.processIdentifier)")
+        #expect(gmon.stdout.contains("msg=\"goroutine is exited\""), "-level debug did not enable exit lines")
+        #expect(try gmon.stop() == 0)
+    }
+
     /// Two processes of one binary at once, watched by --path and by --pid.
     @Test(arguments: ["--path", "--pid"])
     func twoProcessesNeverMix(_ how: String) throws {

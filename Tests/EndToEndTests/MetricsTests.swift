@@ -179,3 +179,73 @@ extension EndToEnd { @Suite struct MetricsTests {
     }
 }
 }
+
+extension EndToEnd {
+    @Suite struct MetricsUnderLoadTests {
+        /// Ten scrapers hammering /metrics while the fixture runs: every scrape is answered
+        /// and every event is still counted exactly.
+        @Test func concurrentScrapersDoNotDisturbCounting() throws {
+            let path = Fixtures.binary("1.26.6", "normal")
+            let gmon = try GmonProcess(["--path", path, "--metrics-address", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"])
+            try gmon.waitUntilAttached()
+            let url = "http://\(try MetricsTests.metricsURL(gmon))/metrics"
+            let stop = NIOFlag()
+            let group = DispatchGroup()
+            let failures = Counter(), scrapes = Counter()
+            for i in 0..<10 {
+                DispatchQueue.global().async(group: group) {
+                    while !stop.isSet {
+                        let args = i % 2 == 0 ? [url] : ["-H", "Accept: application/openmetrics-text; version=1.0.0", url]
+                        if let body = try? MetricsTests.curl(args), body.contains("gmon_events_total") { scrapes.add() } else { failures.add() }
+                    }
+                }
+            }
+            let fixture = try FixtureProcess(path, ["-a", "3000", "-b", "300", "-c", "20"])
+            let (status, output) = fixture.finish()
+            #expect(status == 0)
+            try gmon.waitForOutput("\"msg\":\"process exited\",\"pid\":\(fixture.process.processIdentifier)")
+            stop.set()
+            group.wait()
+            #expect(try gmon.stop() == 0)
+            #expect(failures.value == 0 && scrapes.value > 10, "\(scrapes.value) scrapes, \(failures.value) failed")
+            LiveMonitoringTests.checkAgainstTruth(Truth.parse(output), LiveMonitoringTests.counts(gmon.events, pid: fixture.process.processIdentifier), "under scrapes")
+        }
+
+        /// Past --max-sites, sites share one created_by="other" series and the folding is counted.
+        @Test func cardinalityIsBounded() throws {
+            let path = Fixtures.binary("1.22.10", "pie")
+            let gmon = try GmonProcess(["--path", path, "--metrics-address", "127.0.0.1:0", "--max-sites", "2"])
+            try gmon.waitUntilAttached()
+            _ = try FixtureProcess(path, ["-a", "50", "-b", "5", "-c", "2"]).finish()
+            usleep(1_500_000)
+            let body = try MetricsTests.curl(["http://\(try MetricsTests.metricsURL(gmon))/metrics"])
+            var sites = Set<String>()
+            for line in body.split(separator: "\n") where line.hasPrefix("gmon_goroutines_created_total{") {
+                if let r = line.range(of: "created_by=\"") {
+                    sites.insert(String(line[r.upperBound...].prefix { $0 != "\"" }))
+                }
+            }
+            #expect(sites.contains("other"))
+            #expect(sites.count <= 3, "\(sites.count) created_by series with --max-sites 2: \(sites)")
+            var folded = 0.0
+            for line in body.split(separator: "\n") where line.hasPrefix("gmon_sites_folded_total") {
+                folded = Double(line.split(separator: " ").last ?? "") ?? 0
+            }
+            #expect(folded >= 1, "gmon_sites_folded_total is \(folded)")
+            #expect(try gmon.stop() == 0)
+        }
+    }
+}
+
+/// Thread-safe flag and counter for the scraper threads.
+final class NIOFlag: @unchecked Sendable {
+    private let lock = NSLock(); private var v = false
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return v }
+    func set() { lock.lock(); v = true; lock.unlock() }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock(); private var v = 0
+    var value: Int { lock.lock(); defer { lock.unlock() }; return v }
+    func add() { lock.lock(); v += 1; lock.unlock() }
+}

@@ -3,12 +3,13 @@ import GoroutineTracker
 /// The one-screen report printed when gmon stops.
 public struct Summary {
     public struct Losses {
-        public var ringBufferFull: UInt64
+        /// Dropped because the ring buffer was full: creations, exits, process exits.
+        public var ringBufferFull: (creations: UInt64, exits: UInt64, processExits: UInt64)
         public var failedReads: UInt64
         public var failedStacks: UInt64
         public var processMapFull: UInt64
         public var undecodable: UInt64
-        public init(ringBufferFull: UInt64, failedReads: UInt64, failedStacks: UInt64, processMapFull: UInt64, undecodable: UInt64) {
+        public init(ringBufferFull: (UInt64, UInt64, UInt64), failedReads: UInt64, failedStacks: UInt64, processMapFull: UInt64, undecodable: UInt64) {
             self.ringBufferFull = ringBufferFull; self.failedReads = failedReads; self.failedStacks = failedStacks
             self.processMapFull = processMapFull; self.undecodable = undecodable
         }
@@ -24,7 +25,8 @@ public struct Summary {
                        + "\(r.site.function)  <-  \(r.site.createdBy)")
         }
         if rows.count > maxRows { out.append("… and \(rows.count - maxRows) more creation sites") }
-        out.append("lost events: ring buffer full \(losses.ringBufferFull), failed reads \(losses.failedReads), stacks missing \(losses.failedStacks), process table full \(losses.processMapFull), undecodable \(losses.undecodable)")
+        let rb = losses.ringBufferFull
+        out.append("lost events: ring buffer full \(rb.creations + rb.exits + rb.processExits) (creations \(rb.creations), exits \(rb.exits), process exits \(rb.processExits)), failed reads \(losses.failedReads), stacks missing \(losses.failedStacks), process table full \(losses.processMapFull), undecodable \(losses.undecodable)")
         return out.joined(separator: "\n")
     }
 

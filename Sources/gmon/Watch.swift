@@ -143,7 +143,7 @@ struct Watch: ParsableCommand {
         try ring.consume()
         log.flush()
         let c = session.counters()
-        let losses = Summary.Losses(ringBufferFull: c[Int(GMON_LOST_CREATE_RINGBUF.rawValue)] + c[Int(GMON_LOST_EXIT_RINGBUF.rawValue)] + c[Int(GMON_LOST_PROC_RINGBUF.rawValue)],
+        let losses = Summary.Losses(ringBufferFull: (c[Int(GMON_LOST_CREATE_RINGBUF.rawValue)], c[Int(GMON_LOST_EXIT_RINGBUF.rawValue)], c[Int(GMON_LOST_PROC_RINGBUF.rawValue)]),
                                     failedReads: c[Int(GMON_FAILED_READ.rawValue)], failedStacks: c[Int(GMON_FAILED_STACK.rawValue)],
                                     processMapFull: c[Int(GMON_TGID_MAP_FULL.rawValue)], undecodable: undecodable)
         FileHandle.standardErrorLine(Summary.render(tracker: tracker, losses: losses))

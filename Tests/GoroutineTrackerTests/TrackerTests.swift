@@ -83,9 +83,9 @@ func create(_ pid: UInt32, _ goid: UInt64, at t: UInt64, start: UInt64 = 1, go: 
         let t = Tracker(resolver: FakeResolver())
         t.handle(create(1, 1, at: 0))
         t.handle(.exit(pid: 1, goid: 1, timeNs: 2_000_000))
-        let s = Summary.render(tracker: t, losses: .init(ringBufferFull: 3, failedReads: 0, failedStacks: 1, processMapFull: 0, undecodable: 0))
+        let s = Summary.render(tracker: t, losses: .init(ringBufferFull: (2, 1, 0), failedReads: 0, failedStacks: 1, processMapFull: 0, undecodable: 0))
         #expect(s.contains("1 goroutines created, 1 exited, 0 still live"))
         #expect(s.contains("2ms"))
-        #expect(s.contains("ring buffer full 3"))
+        #expect(s.contains("ring buffer full 3 (creations 2, exits 1, process exits 0)"))
     }
 }

@@ -29,6 +29,26 @@ done
 # Externally linked static PIE (cgo linker path): Go's tables have no section names of their own there.
 (cd testdata/fixtures/goroutines && CGO_ENABLED=1 "$GO_CACHE/1.25.5/bin/go" build -buildmode=pie \
   -ldflags='-s -w -linkmode=external -extldflags=-static-pie' -o "$OUT/1.25.5/goroutines.static-pie" .)
+# Many creation sites (tens of thousands of metric series): a generated program
+# with 2,000 functions, each with its own go statement.
+gen="$OUT/manysites-src"; mkdir -p "$gen"
+printf 'module example.com/manysites\n\ngo 1.21\n' > "$gen/go.mod"
+{
+  echo 'package main'
+  echo 'import ("bufio"; "fmt"; "os"; "runtime"; "sync"; "time")'
+  echo 'var block = make(chan struct{})'
+  echo 'func leak() { <-block }'
+  echo 'func burstWorker(wg *sync.WaitGroup) { time.Sleep(time.Millisecond); wg.Done() }'
+  echo '//go:noinline'
+  echo 'func burst(n int) { var wg sync.WaitGroup; wg.Add(n); for i := 0; i < n; i++ { go burstWorker(&wg) }; wg.Wait() }'
+  for i in $(seq 0 1999); do echo "//go:noinline"; echo "func site$i() { go leak() }"; done
+  echo 'func main() {'
+  for i in $(seq 0 1999); do echo "site$i()"; done
+  echo 'in := bufio.NewReader(os.Stdin); fmt.Println("ready"); in.ReadString(10)'
+  echo 'burst(5000); for runtime.NumGoroutine() > 2001 { time.Sleep(time.Millisecond) }'
+  echo 'fmt.Println("truth site=burst function=main.burstWorker created_by=main.burst created=5000 exited=5000"); fmt.Println("done"); in.ReadString(10) }'
+} > "$gen/main.go"
+(cd "$gen" && CGO_ENABLED=0 "$GO_CACHE/1.25.5/bin/go" build -o "$OUT/manysites" .)
 # Another architecture, for the error gmon gives.
 (cd testdata/fixtures/goroutines && CGO_ENABLED=0 GOARCH=arm64 "$GO_CACHE/1.25.5/bin/go" build -o "$OUT/1.25.5/goroutines.arm64" .)
 (cd testdata/demo && CGO_ENABLED=0 "$GO_CACHE/1.25.5/bin/go" build -o "$OUT/demo" .)

@@ -211,6 +211,45 @@ extension EndToEnd {
             LiveMonitoringTests.checkAgainstTruth(Truth.parse(output), LiveMonitoringTests.counts(gmon.events, pid: fixture.process.processIdentifier), "under scrapes")
         }
 
+        /// Tens of thousands of series, ten scrapers: every scrape is answered and the
+        /// scraped gmon still counts the program's next burst of goroutines exactly.
+        @Test func manySeriesUnderScrapeLoad() throws {
+            let many = Fixtures.root.appendingPathComponent("manysites").path
+            let gmon = try GmonProcess(["--path", many, "--metrics-address", "127.0.0.1:0", "--max-sites", "5000", "--log-level", "warn"])
+            try gmon.waitUntilAttached()
+            let url = "http://\(try MetricsTests.metricsURL(gmon))/metrics"
+            let program = try FixtureProcess(many, [])
+            _ = program.waitForLine("ready")
+            usleep(1_500_000)
+            let series = try MetricsTests.curl([url]).split(separator: "\n").filter { !$0.hasPrefix("#") }.count
+            #expect(series >= 20_000, "only \(series) series")
+            let stop = NIOFlag(), group = DispatchGroup(), failures = Counter(), scrapes = Counter()
+            for i in 0..<10 {
+                DispatchQueue.global().async(group: group) {
+                    while !stop.isSet {
+                        let args = i % 2 == 0 ? [url] : ["-H", "Accept: application/openmetrics-text; version=1.0.0", url]
+                        if let b = try? MetricsTests.curl(args), b.contains("gmon_events_total") { scrapes.add() } else { failures.add() }
+                    }
+                }
+            }
+            // The burst starts once scrapes are in flight, and scraping goes on until twenty are done.
+            let end = Date().addingTimeInterval(60)
+            while scrapes.value < 3 && Date() < end { usleep(20_000) }
+            program.send("")
+            let output = program.waitForLine("done")
+            while scrapes.value < 20 && Date() < end { usleep(20_000) }
+            stop.set()
+            group.wait()
+            program.send("")
+            _ = program.finish()
+            #expect(try gmon.stop() == 0)
+            #expect(failures.value == 0 && scrapes.value >= 20, "\(scrapes.value) scrapes, \(failures.value) failed")
+            let truth = try #require(Truth.parse(output).first)
+            let row = FaultTests.summaryRow(gmon.stderr, function: truth.function)
+            #expect(row?.created == truth.created && row?.exited == truth.exited, "\(String(describing: row)) vs \(truth)")
+            #expect(gmon.stderr.contains("2000 goroutines") || gmon.stderr.contains("more creation sites"))
+        }
+
         /// Past --max-sites, sites share one created_by="other" series and the folding is counted.
         @Test func cardinalityIsBounded() throws {
             let path = Fixtures.binary("1.22.10", "pie")

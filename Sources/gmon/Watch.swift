@@ -121,6 +121,8 @@ struct Watch: ParsableCommand {
         FileHandle.standardErrorLine("gmon: watching \(pid.map { "process \($0) of " } ?? "")\(binary) (\(exe.goVersion)); creation probe at \(plan.creation.kind.rawValue) site in \(plan.creation.function), exit probe at \(plan.exit.kind.rawValue) site in \(plan.exit.function)\(metricsNote); stop with Ctrl-C")
         let deadline = duration.map { Date().addingTimeInterval($0) }
         var lastRefresh = Date.distantPast
+        let watchedFile = FileIdentity(path: binary)
+        var warnedReplaced = false
         while stopRequested == 0 && !log.broken {
             // The BPF side wakes us only for a backlog or a process exit; drain on a 20 ms tick.
             try ring.poll(timeoutMs: 20)
@@ -129,6 +131,11 @@ struct Watch: ParsableCommand {
             if Date().timeIntervalSince(lastRefresh) >= 1 {
                 metrics.refresh(tracker: tracker, nowNs: monotonicNow(), losses: session.lossesByReason(undecodable: undecodable))
                 lastRefresh = Date()
+                // A deployment replaces the file: the probes stay on the old inode, so say so.
+                if !warnedReplaced, pid == nil, let was = watchedFile, FileIdentity(path: binary) != was {
+                    warnedReplaced = true
+                    FileHandle.standardErrorLine("gmon: warning: \(binary) was replaced on disk; processes already running are still watched, processes started from the new file are not: restart gmon to watch them")
+                }
             }
             if let d = deadline, Date() >= d { break }
             if let p = pid, kill(p, 0) != 0 && errno == ESRCH {
@@ -262,4 +269,14 @@ func monotonicNow() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// Device and inode of a file, to notice it being replaced.
+struct FileIdentity: Equatable {
+    let device: UInt64, inode: UInt64
+    init?(path: String) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        device = UInt64(st.st_dev); inode = UInt64(st.st_ino)
+    }
 }

@@ -90,6 +90,7 @@ final class FixtureProcess {
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = args
         signal(SIGPIPE, SIG_IGN)   // a fixture that exits early must not kill the test run
+        process.standardError = FileHandle.nullDevice
         process.standardOutput = out
         process.standardInput = inp
         try process.run()

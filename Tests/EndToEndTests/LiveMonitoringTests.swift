@@ -252,3 +252,64 @@ extension EndToEnd {
         }
     }
 }
+
+extension EndToEnd.FaultTests {
+    /// Crashing and restarted targets: gmon keeps running, frees each dead process and counts the next exactly.
+    @Test func crashingAndRestartedTargets() throws {
+        let path = Fixtures.binary("1.24.11", "pie")
+        let gmon = try GmonProcess(["--path", path, "--log-format", "json", "--log-level", "debug"])
+        try gmon.waitUntilAttached()
+        for round in 0..<6 {
+            let crash = round % 2 == 0
+            let p = try FixtureProcess(path, crash ? ["-crash", "-a", "100", "-b", "10", "-c", "3"] : ["-a", "100", "-b", "10", "-c", "3"])
+            let (status, output) = p.finish()
+            let pid = p.process.processIdentifier
+            try gmon.waitForOutput("\"msg\":\"process exited\",\"pid\":\(pid)")
+            #expect(gmon.process.isRunning)
+            if crash {
+                #expect(status != 0, "the crash fixture did not crash")
+            } else {
+                #expect(status == 0)
+                EndToEnd.LiveMonitoringTests.checkAgainstTruth(Truth.parse(output), EndToEnd.LiveMonitoringTests.counts(gmon.events, pid: pid), "round \(round)")
+            }
+        }
+        #expect(try gmon.stop() == 0)
+        #expect(gmon.stderr.contains("0 still live"), "dead processes' goroutines were not closed out: \(gmon.stderr)")
+    }
+
+    /// Twenty processes of one binary at once: per-process counts stay separate and exact.
+    @Test func twentyProcesses() throws {
+        let path = Fixtures.binary("1.27.3", "stripped")
+        let gmon = try GmonProcess(["--path", path, "--log-format", "json", "--log-level", "debug"])
+        try gmon.waitUntilAttached()
+        let procs = try (0..<20).map { i in try FixtureProcess(path, ["-wait-stdin", "-a", "\(50 + i)", "-b", "5", "-c", "\(i % 4)"]) }
+        for p in procs { _ = p.waitForLine("ready") }
+        for p in procs { p.send("") }
+        var outputs: [String] = []
+        for p in procs { outputs.append(p.waitForLine("done")); p.send("") }
+        for p in procs { _ = p.finish() }
+        for p in procs { try gmon.waitForOutput("\"msg\":\"process exited\",\"pid\":\(p.process.processIdentifier)") }
+        #expect(try gmon.stop() == 0)
+        let events = gmon.events
+        for (p, out) in zip(procs, outputs) {
+            EndToEnd.LiveMonitoringTests.checkAgainstTruth(Truth.parse(out), EndToEnd.LiveMonitoringTests.counts(events, pid: p.process.processIdentifier), "pid \(p.process.processIdentifier)")
+        }
+    }
+
+    /// A deployment replaces the executable on disk: gmon says what that means.
+    @Test func executableReplacedOnDisk() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-deploy-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let live = dir.appendingPathComponent("app").path
+        try FileManager.default.copyItem(atPath: Fixtures.binary("1.25.5", "normal"), toPath: live)
+        let gmon = try GmonProcess(["--path", live])
+        try gmon.waitUntilAttached()
+        let next = dir.appendingPathComponent("app.new").path
+        try FileManager.default.copyItem(atPath: Fixtures.binary("1.25.5", "normal"), toPath: next)
+        #expect(rename(next, live) == 0)
+        let end = Date().addingTimeInterval(10)
+        while !gmon.stderr.contains("was replaced on disk") && Date() < end { usleep(100_000) }
+        #expect(gmon.stderr.contains("was replaced on disk"), "\(gmon.stderr)")
+        #expect(try gmon.stop() == 0)
+    }
+}

@@ -13,6 +13,12 @@ public struct Summary {
             self.ringBufferFull = ringBufferFull; self.failedReads = failedReads; self.failedStacks = failedStacks
             self.processMapFull = processMapFull; self.undecodable = undecodable
         }
+
+        /// Totals by the `reason` label of gmon_events_lost_total.
+        public var byReason: [String: UInt64] {
+            ["ringbuf_full": ringBufferFull.creations + ringBufferFull.exits + ringBufferFull.processExits,
+             "read_failed": failedReads, "stack_failed": failedStacks, "process_table_full": processMapFull, "undecodable": undecodable]
+        }
     }
 
     public static func render(tracker: Tracker, losses: Losses, maxRows: Int = 15) -> String {

@@ -83,9 +83,8 @@ public struct BuildInfo: Sendable, Equatable {
 public enum GoVersion {
     /// "go1.25.5" → (1, 25); "go1.21rc2" → (1, 21); "devel go1.26-abc" → (1, 26).
     public static func parse(_ s: String) -> (major: Int, minor: Int)? {
-        let u = Array(s.utf8), pat = Array("go1.".utf8)
-        guard u.count >= pat.count, let at = (0...(u.count - pat.count)).first(where: { u[$0..<($0 + pat.count)].elementsEqual(pat) }) else { return nil }
-        let digits = String(decoding: u[(at + pat.count)...].prefix { $0 >= 0x30 && $0 <= 0x39 }, as: UTF8.self)
+        guard let r = s.firstRange(of: "go1.") else { return nil }
+        let digits = s[r.upperBound...].prefix { $0.isASCII && $0.isNumber }
         guard let minor = Int(digits) else { return nil }
         return (1, minor)
     }

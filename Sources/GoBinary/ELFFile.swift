@@ -28,13 +28,6 @@ public struct ELFSegment: Sendable {
     public var isExecutable: Bool { flags & 1 != 0 }
 }
 
-public struct ELFSymbol: Sendable {
-    public let name: String
-    public let value: UInt64
-    public let size: UInt64
-    public let sectionIndex: UInt16
-}
-
 public struct ELFFile: Sendable {
     public enum Kind: Sendable, Equatable { case executable, sharedObject }
 
@@ -153,24 +146,6 @@ public struct ELFFile: Sendable {
             throw GoBinaryError.malformed("address 0x\(String(address, radix: 16)) is not in the file")
         }
         return try data.u64(off)
-    }
-
-    /// Symbols of `.symtab` (absent in stripped binaries).
-    public func symbols() throws -> [ELFSymbol] {
-        guard let symtab = sections.first(where: { $0.type == 2 }), Int(symtab.link) < sections.count else { return [] }
-        let strtab = sections[Int(symtab.link)]
-        guard symtab.entrySize == 24 else { return [] }
-        var out: [ELFSymbol] = []
-        let n = symtab.size / 24
-        out.reserveCapacity(n)
-        for i in 0..<n {
-            let o = symtab.offset + i * 24
-            let nameOff = Int(try data.u32(o))
-            guard nameOff < strtab.size else { continue }
-            let name = try data.cString(strtab.offset + nameOff, limit: strtab.size - nameOff)
-            out.append(ELFSymbol(name: name, value: try data.u64(o + 8), size: try data.u64(o + 16), sectionIndex: try data.u16(o + 6)))
-        }
-        return out
     }
 
     /// Looks up named symbols in one pass over `.symtab`.

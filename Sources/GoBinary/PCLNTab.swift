@@ -270,6 +270,11 @@ public struct PCLNTab: Sendable {
         return (try data.cString(filetab + Int(fileoff), limit: 4096), Int(line))
     }
 
+    /// Layout of one inlinedCall record: 20 bytes with parent/file/line before Go 1.20, 16 after.
+    var inlineRecord: (size: Int, nameOff: Int, parentPC: Int) {
+        format == .go120 ? (16, 4, 8) : (20, 12, 16)
+    }
+
     // MARK: symbolization
 
     /// Physical function and innermost file:line at `pc` (what `go tool addr2line` prints).
@@ -292,9 +297,7 @@ public struct PCLNTab: Sendable {
            let tree = try funcdataAddress(f, Self.funcdataInlTree),
            let treeOff = elf.fileOffset(ofAddress: tree) {
             var ix = try pcvalue(inlOff, entry: e, pc: cur)
-            let entrySize = format == .go120 ? 16 : 20
-            let nameField = format == .go120 ? 4 : 12
-            let parentPCField = format == .go120 ? 8 : 16
+            let (entrySize, nameField, parentPCField) = inlineRecord
             var depth = 0
             while ix >= 0 {
                 depth += 1
@@ -320,9 +323,7 @@ public struct PCLNTab: Sendable {
         guard let inlOff = try pcdataOffset(f, Self.pcdataInlTreeIndex), inlOff != 0,
               let tree = try funcdataAddress(f, Self.funcdataInlTree),
               let treeOff = elf.fileOffset(ofAddress: tree) else { return [] }
-        let entrySize = format == .go120 ? 16 : 20
-        let nameField = format == .go120 ? 4 : 12
-        let parentPCField = format == .go120 ? 8 : 16
+        let (entrySize, nameField, parentPCField) = inlineRecord
         // Walk the pc-value table once to learn which indices occur, then keep the roots.
         var seen = Set<Int32>()
         var p = pctab + Int(inlOff), pc = e, val: Int32 = -1, first = true

@@ -92,7 +92,7 @@ public final class GoSiteResolver: SiteResolver {
     }
 
     func isGoStatementWrapper(_ index: Int, _ name: String) -> Bool {
-        if name.range(of: ".gowrap") != nil { return true }
+        if name.contains(".gowrap") { return true }
         guard let w = wrapperFuncID, let id = try? exe.pclntab.funcID(ofFunction: index) else { return false }
         return id == w
     }
@@ -107,18 +107,6 @@ public final class GoSiteResolver: SiteResolver {
             // Skip the stack-growth call every Go prologue makes.
             if let j = exe.pclntab.functionIndex(containing: c.target), let n = try? exe.pclntab.name(ofFunction: j),
                !n.hasPrefix("runtime.morestack") { return n }
-        }
-        return nil
-    }
-}
-
-extension String {
-    fileprivate func range(of needle: String) -> Range<String.Index>? {
-        guard !needle.isEmpty else { return nil }
-        var i = startIndex
-        while i < endIndex {
-            if self[i...].hasPrefix(needle) { return i..<index(i, offsetBy: needle.count) }
-            i = index(after: i)
         }
         return nil
     }

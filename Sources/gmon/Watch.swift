@@ -129,7 +129,7 @@ struct Watch: ParsableCommand {
             try ring.consume()
             log.flush()
             if Date().timeIntervalSince(lastRefresh) >= 1 {
-                metrics.refresh(tracker: tracker, nowNs: monotonicNow(), losses: session.lossesByReason(undecodable: undecodable))
+                metrics.refresh(tracker: tracker, nowNs: monotonicNow(), losses: session.losses(undecodable: undecodable).byReason)
                 lastRefresh = Date()
                 // A deployment replaces the file: the probes stay on the old inode, so say so.
                 if !warnedReplaced, pid == nil, let was = watchedFile, FileIdentity(path: binary) != was {
@@ -150,10 +150,7 @@ struct Watch: ParsableCommand {
         try ring.consume()
         log.flush()
         let c = session.counters()
-        let losses = Summary.Losses(ringBufferFull: (c[Int(GMON_LOST_CREATE_RINGBUF.rawValue)], c[Int(GMON_LOST_EXIT_RINGBUF.rawValue)], c[Int(GMON_LOST_PROC_RINGBUF.rawValue)]),
-                                    failedReads: c[Int(GMON_FAILED_READ.rawValue)], failedStacks: c[Int(GMON_FAILED_STACK.rawValue)],
-                                    processMapFull: c[Int(GMON_TGID_MAP_FULL.rawValue)], undecodable: undecodable)
-        FileHandle.standardErrorLine(Summary.render(tracker: tracker, losses: losses))
+        FileHandle.standardErrorLine(Summary.render(tracker: tracker, losses: session.losses(undecodable: undecodable, counters: c)))
         if countOnly {
             FileHandle.standardErrorLine("gmon: count-only: creations \(c[Int(GMON_COUNT_ONLY_CREATE.rawValue)]) exits \(c[Int(GMON_COUNT_ONLY_EXIT.rawValue)])")
         }
@@ -252,12 +249,13 @@ final class BPFSession {
         links.removeAll()
     }
 
-    /// Loss counters by the reason label of gmon_events_lost_total.
-    func lossesByReason(undecodable: UInt64) -> [String: UInt64] {
-        let c = counters()
-        return ["ringbuf_full": c[Int(GMON_LOST_CREATE_RINGBUF.rawValue)] + c[Int(GMON_LOST_EXIT_RINGBUF.rawValue)] + c[Int(GMON_LOST_PROC_RINGBUF.rawValue)],
-                "read_failed": c[Int(GMON_FAILED_READ.rawValue)], "stack_failed": c[Int(GMON_FAILED_STACK.rawValue)],
-                "process_table_full": c[Int(GMON_TGID_MAP_FULL.rawValue)], "undecodable": undecodable]
+    /// What the kernel side could not deliver, from its per-CPU counters.
+    func losses(undecodable: UInt64, counters c: [UInt64]? = nil) -> Summary.Losses {
+        let c = c ?? counters()
+        func n(_ i: gmon_counter) -> UInt64 { c[Int(i.rawValue)] }
+        return Summary.Losses(ringBufferFull: (n(GMON_LOST_CREATE_RINGBUF), n(GMON_LOST_EXIT_RINGBUF), n(GMON_LOST_PROC_RINGBUF)),
+                              failedReads: n(GMON_FAILED_READ), failedStacks: n(GMON_FAILED_STACK),
+                              processMapFull: n(GMON_TGID_MAP_FULL), undecodable: undecodable)
     }
 
     func counters() -> [UInt64] {

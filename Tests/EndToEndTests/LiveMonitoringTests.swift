@@ -44,16 +44,22 @@ extension EndToEnd { @Suite struct LiveMonitoringTests {
         }
     }
 
-    @Test(arguments: Fixtures.matrix.map { MatrixCase($0.0, $0.1) })
-    func exactCountsPerSite(_ c: MatrixCase) throws {
-        let gmon = try GmonProcess(["--path", c.path, "--log-format", "json", "--log-level", "debug"])
+    /// Runs the fixture once under a gmon started with `flags`, checks the counts, returns the stopped gmon.
+    static func watchOneRun(_ c: MatrixCase, _ flags: [String], label: String) throws -> GmonProcess {
+        let gmon = try GmonProcess(["--path", c.path, "--log-format", "json", "--log-level", "debug"] + flags)
         try gmon.waitUntilAttached()
         let fixture = try FixtureProcess(c.path, [])
         let (status, output) = fixture.finish()
         #expect(status == 0)
         try gmon.waitForOutput("\"msg\":\"process exited\",\"pid\":\(fixture.process.processIdentifier)")
         #expect(try gmon.stop() == 0)
-        Self.checkAgainstTruth(Truth.parse(output), Self.counts(gmon.events, pid: fixture.process.processIdentifier), "\(c.testDescription)")
+        checkAgainstTruth(Truth.parse(output), counts(gmon.events, pid: fixture.process.processIdentifier), label)
+        return gmon
+    }
+
+    @Test(arguments: Fixtures.matrix.map { MatrixCase($0.0, $0.1) })
+    func exactCountsPerSite(_ c: MatrixCase) throws {
+        let gmon = try Self.watchOneRun(c, [], label: c.testDescription)
         #expect(gmon.stderr.contains("gmon summary:"))
         #expect(gmon.stderr.contains("ring buffer full 0"))
         #expect(try gmonObjectsInKernel().isEmpty)
@@ -62,15 +68,8 @@ extension EndToEnd { @Suite struct LiveMonitoringTests {
     /// The classic sites (uretprobe on newproc1 reading RAX, entry probe on goexit1) count the same.
     @Test(arguments: [MatrixCase(Fixtures.toolchains[0], "pie"), MatrixCase(Fixtures.toolchains[5], "stripped")])
     func classicProbesCountTheSame(_ c: MatrixCase) throws {
-        let gmon = try GmonProcess(["--path", c.path, "--classic-probes", "--log-format", "json", "--log-level", "debug"])
-        try gmon.waitUntilAttached()
+        let gmon = try Self.watchOneRun(c, ["--classic-probes"], label: "classic \(c.testDescription)")
         #expect(gmon.stderr.contains("creation probe at return site in runtime.newproc1"))
-        let fixture = try FixtureProcess(c.path, [])
-        let (status, output) = fixture.finish()
-        #expect(status == 0)
-        try gmon.waitForOutput("\"msg\":\"process exited\",\"pid\":\(fixture.process.processIdentifier)")
-        #expect(try gmon.stop() == 0)
-        Self.checkAgainstTruth(Truth.parse(output), Self.counts(gmon.events, pid: fixture.process.processIdentifier), "classic \(c.testDescription)")
         #expect(try gmonObjectsInKernel().isEmpty)
     }
 

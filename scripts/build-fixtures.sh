@@ -51,5 +51,7 @@ printf 'module example.com/manysites\n\ngo 1.21\n' > "$gen/go.mod"
 (cd "$gen" && CGO_ENABLED=0 "$GO_CACHE/1.25.5/bin/go" build -o "$OUT/manysites" .)
 # Another architecture, for the error gmon gives.
 (cd testdata/fixtures/goroutines && CGO_ENABLED=0 GOARCH=arm64 "$GO_CACHE/1.25.5/bin/go" build -o "$OUT/1.25.5/goroutines.arm64" .)
+# Go 1.16/1.17 builds fetched by install-deps.sh (no toolchain that old installs here).
+mkdir -p "$OUT/legacy"; cp "$GO_CACHE/../legacy/etcdctl-go1.16.3" "$GO_CACHE/../legacy/dockerfile-go1.17.1.so" "$OUT/legacy/"
 (cd testdata/demo && CGO_ENABLED=0 "$GO_CACHE/1.25.5/bin/go" build -o "$OUT/demo" .)
 echo "$stamp" > "$OUT/.stamp"

@@ -164,6 +164,36 @@ extension EndToEnd { @Suite struct LiveMonitoringTests {
         #expect(unpaired > 0, "no unpaired exits were reported for goroutines created before attach")
     }
 
+    /// Go 1.17 (the oldest release gmon watches, no toolchain here): a real go1.17.1 cgo
+    /// extension (scripts/install-deps.sh) loaded by Python starts the Go runtime, whose
+    /// own goroutines are known: goids 1–5 in this order, runtime.main exiting once the
+    /// package inits ran (library mode). This checks the 1.17 row of the runtime.g table
+    /// (goid, gopc, startpc) and the probe sites on a real 1.17 runtime, in a shared object.
+    @Test func go117RuntimeInAPythonProcess() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-py-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let module = dir.appendingPathComponent("dockerfile.abi3.so").path
+        try FileManager.default.copyItem(atPath: Fixtures.legacy("dockerfile-go1.17.1.so"), toPath: module)
+        let gmon = try GmonProcess(["--path", module, "--log-format", "json", "--log-level", "debug"])
+        try gmon.waitUntilAttached()
+        #expect(gmon.stderr.contains("(go1.17.1)"))
+        let py = try FixtureProcess("/usr/bin/python3", ["-c", "import sys; sys.path.insert(0, sys.argv[1]); import dockerfile; print(dockerfile.parse_string('FROM a\\nRUN b\\n')[1].cmd)", dir.path])
+        let (status, output) = py.finish()
+        #expect(status == 0 && output == "RUN\n", "the extension did not work: \(output)")
+        let pid = py.process.processIdentifier
+        try gmon.waitForOutput("\"msg\":\"process exited\",\"pid\":\(pid)")
+        #expect(try gmon.stop() == 0)
+        let mine = gmon.events.filter { ($0["pid"] as? Int) == Int(pid) }
+        let created = mine.filter { ($0["msg"] as? String) == "goroutine is created" }
+            .map { "\($0["goroutine_id"] as? Int ?? -1) \($0["function"] as? String ?? "?") <- \(($0["created_by"] as? String ?? "?").split(separator: " ").first ?? "?")" }
+        #expect(created == ["1 runtime.main <- runtime.newproc", "2 runtime.forcegchelper <- runtime.init.7",
+                            "3 runtime.bgsweep <- runtime.gcenable", "4 runtime.bgscavenge <- runtime.gcenable",
+                            "5 runtime.runfinq <- runtime.createfing"], "\(created)")
+        let exited = mine.filter { ($0["msg"] as? String) == "goroutine is exited" }
+        #expect(exited.count == 1 && exited.first?["goroutine_id"] as? Int == 1 && exited.first?["lifetime_seconds"] is Double, "\(exited)")
+    }
+
     /// SIGINT, SIGTERM and SIGKILL leave no program or link of gmon's in the kernel.
     @Test(arguments: [SIGINT, SIGTERM, SIGKILL])
     func signalsLeaveNothingAttached(_ sig: Int32) throws {

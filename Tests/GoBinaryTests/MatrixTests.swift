@@ -93,21 +93,9 @@ import TestSupport
             #expect(mismatches.count * 20 < compared, "\(mismatches.count) of \(compared): \(mismatches.prefix(5))")
             return
         }
-        var pcs: [UInt64] = []
-        for (i, f) in funcs.enumerated() {
-            pcs.append(f.entry)
-            if i % 2 == 0 && f.end - f.entry > 8 { pcs.append(f.entry + (f.end - f.entry) * UInt64(i % 7 + 1) / 9) }
-        }
-        let truth = try addr2line(c, pcs)
-        var mismatches: [String] = []
-        for pc in pcs {
-            let ours = try exe.pclntab.physicalFrame(at: pc)
-            guard let t = truth[pc] else { mismatches.append("no addr2line answer for \(pc)"); continue }
-            let oursText = ours.map { "\($0.function) \($0.file):\($0.line)" } ?? "? ?:0"
-            let theirs = "\(t.function) \(t.fileLine)"
-            if oursText != theirs { mismatches.append("0x\(String(pc, radix: 16)): gmon \(oursText) addr2line \(theirs)") }
-        }
-        #expect(mismatches.isEmpty, "\(mismatches.count) of \(pcs.count) differ, e.g. \(mismatches.prefix(5))")
+        let (mismatches, compared) = try compareWithAddr2line(exe.pclntab, go: c.toolchain.go, path: try addr2linePath(c))
+        #expect(compared > funcs.count)
+        #expect(mismatches.isEmpty, "\(mismatches.count) of \(compared) differ, e.g. \(mismatches.prefix(5))")
     }
 
     /// Inlined frames against what the Go runtime itself reports (runtime.CallersFrames).
@@ -152,25 +140,19 @@ import TestSupport
 
     // MARK: helpers
 
-    /// `go tool addr2line` answers, with its "no line" (":-N") written as gmon writes it ("?:0").
-    /// Go 1.19 PIEs name the table `.data.rel.ro.gopclntab`, which addr2line does not
-    /// look for: it reads a copy with the section renamed (objcopy), same bytes otherwise.
-    func addr2line(_ c: MatrixCase, _ pcs: [UInt64]) throws -> [UInt64: (function: String, fileLine: String)] {
-        var path = c.path
+    /// The file addr2line reads for a matrix binary. Go 1.19 PIEs name the table
+    /// `.data.rel.ro.gopclntab`, which addr2line does not look for: it reads a copy
+    /// with the section renamed (objcopy), same bytes otherwise.
+    func addr2linePath(_ c: MatrixCase) throws -> String {
         let exe = try GoExecutable(path: c.path)
-        if exe.elf.section(named: ".gopclntab") == nil && exe.elf.section(named: ".data.rel.ro.gopclntab") != nil {
-            path = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-\(c.toolchain.version)-\(c.mode)-renamed").path
-            _ = try run("/usr/bin/objcopy", ["--rename-section", ".data.rel.ro.gopclntab=.gopclntab", c.path, path])
-        }
-        let query = pcs.map { "0x" + String($0, radix: 16) }.joined(separator: "\n") + "\n"
-        let out = try run(c.toolchain.go, ["tool", "addr2line", path], stdin: query)
-        let lines = out.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        var result: [UInt64: (String, String)] = [:]
-        for (i, pc) in pcs.enumerated() where 2 * i + 1 < lines.count {
-            let fl = lines[2 * i + 1]
-            result[pc] = (lines[2 * i], fl.hasPrefix(":-") ? "?:0" : fl)
-        }
-        return result
+        guard exe.elf.section(named: ".gopclntab") == nil && exe.elf.section(named: ".data.rel.ro.gopclntab") != nil else { return c.path }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-\(c.toolchain.version)-\(c.mode)-renamed").path
+        _ = try run("/usr/bin/objcopy", ["--rename-section", ".data.rel.ro.gopclntab=.gopclntab", c.path, path])
+        return path
+    }
+
+    func addr2line(_ c: MatrixCase, _ pcs: [UInt64]) throws -> [UInt64: (function: String, fileLine: String)] {
+        try goAddr2line(go: c.toolchain.go, path: try addr2linePath(c), pcs)
     }
 
     func loadSegments(_ path: String) throws -> [(offset: UInt64, vaddr: UInt64, filesz: UInt64)] {
@@ -182,4 +164,38 @@ import TestSupport
             return (h(f[1]), h(f[2]), h(f[4]))
         }
     }
+}
+
+/// `go tool addr2line` answers, with its "no line" (":-N") written as gmon writes it ("?:0").
+func goAddr2line(go: String, path: String, _ pcs: [UInt64]) throws -> [UInt64: (function: String, fileLine: String)] {
+    let query = pcs.map { "0x" + String($0, radix: 16) }.joined(separator: "\n") + "\n"
+    let out = try run(go, ["tool", "addr2line", path], stdin: query)
+    let lines = out.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    var result: [UInt64: (String, String)] = [:]
+    for (i, pc) in pcs.enumerated() where 2 * i + 1 < lines.count {
+        let fl = lines[2 * i + 1]
+        result[pc] = (lines[2 * i], fl.hasPrefix(":-") ? "?:0" : fl)
+    }
+    return result
+}
+
+/// Every function entry and one PC inside every other function, as gmon symbolizes them,
+/// against addr2line; returns the mismatches and how many PCs were compared.
+func compareWithAddr2line(_ tab: PCLNTab, go: String, path: String) throws -> (mismatches: [String], compared: Int) {
+    let funcs = try tab.allFunctions()
+    var pcs: [UInt64] = []
+    for (i, f) in funcs.enumerated() {
+        pcs.append(f.entry)
+        if i % 2 == 0 && f.end - f.entry > 8 { pcs.append(f.entry + (f.end - f.entry) * UInt64(i % 7 + 1) / 9) }
+    }
+    let truth = try goAddr2line(go: go, path: path, pcs)
+    var mismatches: [String] = []
+    for pc in pcs {
+        let ours = try tab.physicalFrame(at: pc)
+        guard let t = truth[pc] else { mismatches.append("no addr2line answer for \(pc)"); continue }
+        let oursText = ours.map { "\($0.function) \($0.file):\($0.line)" } ?? "? ?:0"
+        let theirs = "\(t.function) \(t.fileLine)"
+        if oursText != theirs { mismatches.append("0x\(String(pc, radix: 16)): gmon \(oursText) addr2line \(theirs)") }
+    }
+    return (mismatches, pcs.count)
 }

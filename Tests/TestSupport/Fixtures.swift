@@ -30,6 +30,14 @@ public enum Fixtures {
         root.appendingPathComponent(version).appendingPathComponent("\(program).\(mode)").path
     }
 
+    /// Go 1.16/1.17 builds from PyPI wheels (scripts/install-deps.sh): etcdctl-go1.16.3, dockerfile-go1.17.1.so.
+    public static func legacy(_ name: String) -> String {
+        root.appendingPathComponent("legacy").appendingPathComponent(name).path
+    }
+
+    /// The oldest toolchain of the matrix (Go 1.19): its addr2line and `go version` read older formats too.
+    public static var oldestGo: String { toolchains.first?.go ?? "/usr/lib/go-1.19/bin/go" }
+
     /// All (toolchain, mode) pairs plus the externally linked static-pie build.
     public static var matrix: [(Toolchain, String)] {
         var m: [(Toolchain, String)] = []

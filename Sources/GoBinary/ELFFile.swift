@@ -37,9 +37,10 @@ public struct ELFFile: Sendable {
     public let entry: UInt64
     public let sections: [ELFSection]
     public let segments: [ELFSegment]
-    /// Link-time values of R_X86_64_RELATIVE relocations, by address: in a PIE
-    /// the file holds zeros where the loader later writes these pointers.
-    let relativeRelocations: [UInt64: UInt64]
+    /// Link-time values of R_X86_64_RELATIVE relocations, sorted by address: in a PIE
+    /// the file holds zeros where the loader later writes these pointers. A sorted
+    /// array, not a dictionary: a PIE has tens of thousands and most are never asked for.
+    let relativeRelocations: [(address: UInt64, value: UInt64)]
 
     public static let machineX86_64: UInt16 = 62
     public static let machineAArch64: UInt16 = 183
@@ -102,18 +103,25 @@ public struct ELFFile: Sendable {
         }
         self.sections = sections
 
-        var relocs: [UInt64: UInt64] = [:]
+        var relocs: [(address: UInt64, value: UInt64)] = []
+        var sorted = true
         for s in sections where s.type == 4 /* SHT_RELA */ && s.entrySize == 24 {
             let n = s.size / 24
             relocs.reserveCapacity(relocs.count + n)
-            for i in 0..<n {
-                let o = s.offset + i * 24
-                let info = try data.u64(o + 8)
-                if info & 0xffff_ffff == 8 /* R_X86_64_RELATIVE */ || info & 0xffff_ffff == 1027 /* R_AARCH64_RELATIVE */ {
-                    relocs[try data.u64(o)] = try data.u64(o + 16)
+            try data.bytes.withUnsafeBytes { raw in
+                for i in 0..<n {
+                    let o = s.offset + i * 24   // in the file: checked with the section above
+                    guard o + 24 <= raw.count else { throw GoBinaryError.outOfBounds("relocations", offset: o, length: 24) }
+                    let info = raw.loadUnaligned(fromByteOffset: o + 8, as: UInt64.self).littleEndian & 0xffff_ffff
+                    guard info == 8 /* R_X86_64_RELATIVE */ || info == 1027 /* R_AARCH64_RELATIVE */ else { continue }
+                    let a = raw.loadUnaligned(fromByteOffset: o, as: UInt64.self).littleEndian
+                    if let last = relocs.last, last.address >= a { sorted = false }
+                    relocs.append((a, raw.loadUnaligned(fromByteOffset: o + 16, as: UInt64.self).littleEndian))
                 }
             }
         }
+        // Linkers emit them sorted; a hand-made file may not.
+        if !sorted { relocs.sort { $0.address < $1.address } }
         relativeRelocations = relocs
     }
 
@@ -141,7 +149,12 @@ public struct ELFFile: Sendable {
 
     /// Reads a pointer stored at a virtual address, applying a RELATIVE relocation if the loader would.
     public func pointer(at address: UInt64) throws -> UInt64 {
-        if let v = relativeRelocations[address] { return v }
+        var lo = 0, hi = relativeRelocations.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if relativeRelocations[mid].address < address { lo = mid + 1 } else { hi = mid }
+        }
+        if lo < relativeRelocations.count && relativeRelocations[lo].address == address { return relativeRelocations[lo].value }
         guard let off = fileOffset(ofAddress: address) else {
             throw GoBinaryError.malformed("address 0x\(String(address, radix: 16)) is not in the file")
         }

@@ -118,13 +118,13 @@ public struct PCLNTab: Sendable {
         // Externally linked and stripped: scan non-executable loaded segments for a header whose tables fit.
         for seg in elf.segments where seg.type == ELFSegment.typeLoad && !seg.isExecutable {
             guard elf.data.contains(seg.offset, seg.fileSize) else { continue }
-            var at = seg.offset
-            let end = seg.offset + seg.fileSize
-            while let i = elf.data.firstIndex(of: [0xf1, 0xff, 0xff, 0xff], from: at, to: end, alignment: 8)
-                    ?? elf.data.firstIndex(of: [0xf0, 0xff, 0xff, 0xff], from: at, to: end, alignment: 8)
-                    ?? elf.data.firstIndex(of: [0xfa, 0xff, 0xff, 0xff], from: at, to: end, alignment: 8) {
-                if plausibleHeader(elf.data, i), let a = elf.address(ofFileOffset: i) { return (i, a) }
-                at = i + 8
+            // One pass over 8-aligned words for any of the three magics (the header is 8-aligned).
+            var i = (seg.offset + 7) & ~7
+            let end = seg.offset + seg.fileSize - 8
+            while i <= end {
+                if let m = try? elf.data.u32(i), m == magic120 || m == magic118 || m == magic116,
+                   plausibleHeader(elf.data, i), let a = elf.address(ofFileOffset: i) { return (i, a) }
+                i += 8
             }
         }
         throw GoBinaryError.notGo("no Go symbol table (pclntab) found")

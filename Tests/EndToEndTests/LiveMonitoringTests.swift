@@ -342,3 +342,112 @@ extension EndToEnd.FaultTests {
         #expect(try gmon.stop() == 0)
     }
 }
+
+extension EndToEnd.FaultTests {
+    /// Waits until gmon's BPF programs are in the kernel (loaded, not yet all attached
+    /// while --attach-pause-ms holds it between loading and the uprobes).
+    static func waitUntilLoaded(_ gmon: GmonProcess) throws {
+        let end = Date().addingTimeInterval(20)
+        while (try gmonObjectsInKernelNow()).isEmpty {
+            guard Date() < end, gmon.process.isRunning else { throw E2EError("gmon never loaded its programs: \(gmon.stderr)") }
+            usleep(20_000)
+        }
+        #expect(!gmon.stderr.contains("gmon: watching"), "gmon was already attached")
+    }
+
+    /// A signal in the middle of attaching (programs loaded, the process-exit link made,
+    /// the uprobes not yet): a clean stop, nothing left in the kernel, the watched program unharmed.
+    @Test(arguments: [SIGINT, SIGTERM, SIGHUP, SIGKILL])
+    func signalDuringAttach(_ sig: Int32) throws {
+        let path = Fixtures.binary("1.23.9", "pie")
+        let target = try FixtureProcess(path, ["-wait-stdin", "-a", "200", "-b", "20", "-c", "2"])
+        _ = target.waitForLine("ready")
+        let gmon = try GmonProcess(["--path", path, "--attach-pause-ms", "5000"])
+        try Self.waitUntilLoaded(gmon)
+        let status = try gmon.stop(sig)
+        if sig == SIGKILL {
+            #expect(gmon.process.terminationReason == .uncaughtSignal)
+        } else {
+            #expect(status == 0, "\(gmon.stderr)")
+            #expect(gmon.stderr.contains("gmon: stopped while attaching; nothing is left attached"), "\(gmon.stderr)")
+        }
+        #expect(try gmonObjectsInKernel().isEmpty)
+        target.send("")
+        let out = target.waitForLine("done")
+        target.send("")
+        let (code, _) = target.finish()
+        #expect(code == 0 && Truth.parse(out).count == 3, "the watched program was harmed: \(out)")
+    }
+
+    /// The --pid process exits while gmon attaches to it: one clear line, non-zero exit, nothing left.
+    @Test func pidExitsDuringAttach() throws {
+        let path = Fixtures.binary("1.26.6", "stripped")
+        let target = try FixtureProcess(path, ["-wait-stdin"])
+        _ = target.waitForLine("ready")
+        let pid = target.process.processIdentifier
+        let gmon = try GmonProcess(["--pid", "\(pid)", "--attach-pause-ms", "5000"])
+        try Self.waitUntilLoaded(gmon)
+        kill(pid, SIGKILL)
+        _ = target.finish()   // reaped: the pid no longer exists
+        let end = Date().addingTimeInterval(20)
+        while gmon.process.isRunning && Date() < end { usleep(20_000) }
+        #expect(!gmon.process.isRunning, "gmon hangs after its process exited during attach")
+        #expect(gmon.process.terminationStatus != 0)
+        #expect(gmon.stderr.contains("gmon: process \(pid) exited while gmon was attaching to it"), "\(gmon.stderr)")
+        #expect(!gmon.stderr.contains("Backtrac"))
+        #expect(try gmonObjectsInKernel().isEmpty)
+    }
+
+    /// A watched --pid that exits but is never reaped by its parent stays a zombie, which
+    /// kill(pid, 0) still finds: gmon must see it has exited and stop by itself.
+    @Test func watchedPidBecomesAZombie() throws {
+        let path = Fixtures.binary("1.25.5", "normal")
+        // sh starts the fixture in the background, then becomes `sleep`, which never reaps it.
+        let parent = try FixtureProcess("/bin/sh", ["-c", "\"$0\" -a 50 -b 5 -b-life 2s -c 0 >/dev/null & echo $!; exec sleep 60", path])
+        defer { kill(parent.process.processIdentifier, SIGKILL) }
+        var line = ""
+        while !line.hasSuffix("\n") {
+            let d = parent.out.fileHandleForReading.availableData
+            if d.isEmpty { break }
+            line += String(decoding: d, as: UTF8.self)
+        }
+        let pid = try #require(Int32(line.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let gmon = try GmonProcess(["--pid", "\(pid)"])
+        try gmon.waitUntilAttached()
+        let end = Date().addingTimeInterval(20)
+        while gmon.process.isRunning && Date() < end { usleep(50_000) }
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        #expect(stat.contains(") Z "), "the fixture should be a zombie now: \(stat)")
+        #expect(!gmon.process.isRunning, "gmon still watches a zombie")
+        #expect(gmon.process.terminationStatus == 0)
+        #expect(gmon.stderr.contains("gmon: process \(pid) exited") && gmon.stderr.contains("gmon summary:"), "\(gmon.stderr)")
+    }
+
+    /// A program profiling itself (SIGPROF tracebacks at 1 kHz) while creating goroutines
+    /// at full speed: tracebacks that start inside runtime.newproc1 must meet no probe
+    /// trampoline. It runs to the end, its profile parses, and gmon's counts stay exact.
+    /// gmon's own probes are plain uprobes on CALL instructions (no trampoline at all); the
+    /// classic uretprobe on runtime.newproc1 is run too: it did not crash either.
+    @Test(arguments: ["1.19", "1.27.3", "1.19 classic", "1.27.3 classic"])
+    func selfProfilingTarget(_ setup: String) throws {
+        let version = String(setup.split(separator: " ")[0]), classic = setup.hasSuffix("classic")
+        let path = Fixtures.binary(version, "normal")
+        let go = try #require(Fixtures.toolchains.first { $0.version == version }).go
+        let gmon = try GmonProcess(["--path", path, "--log-level", "warn"] + (classic ? ["--classic-probes"] : []))
+        try gmon.waitUntilAttached()
+        let profile = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-cpu-\(UUID().uuidString).pprof").path
+        defer { unlink(profile) }
+        let target = try FixtureProcess(path, ["-storm", "3s", "-cpuprofile", profile])
+        let (status, output) = target.finish()
+        #expect(status == 0, "the self-profiling program died under gmon: \(status)")
+        usleep(500_000)
+        #expect(try gmon.stop() == 0)
+        let top = try run(go, ["tool", "pprof", "-top", "-nodecount=200", path, profile])
+        #expect(top.contains("runtime.newproc1") || top.contains("runtime.newproc"), "no samples in goroutine creation: \(top.prefix(2000))")
+        let n = try #require(Truth.parse(output).first { $0.site == "storm" }).created
+        let row = Self.summaryRow(gmon.stderr, function: "main.runStorm.func1")
+        let (lostCreate, _) = Self.lostCreationsAndExits(gmon.stderr)
+        // Exits: all but the last batch of 1,000 surely ran goexit before the process ended.
+        #expect(lostCreate == 0 && row?.created == n && (row?.exited ?? 0) >= n - 1000, "storm \(n): \(String(describing: row)), lost \(lostCreate)")
+    }
+}

@@ -22,7 +22,8 @@ public enum EventDecoder {
             for i in 0..<n { stack[i] = raw.loadUnaligned(fromByteOffset: stackOffset + 8 * i, as: UInt64.self) }
             while let last = stack.last, last == 0 { stack.removeLast() }
             return .create(Creation(pid: h.tgid, goid: h.goid, parentGoid: fixed.parent_goid, timeNs: h.ktime_ns,
-                                    startPC: fixed.startpc, goPC: fixed.gopc, cgroupID: fixed.cgroup_id, stack: stack))
+                                    startPC: fixed.startpc, goPC: fixed.gopc, cgroupID: fixed.cgroup_id, stack: stack,
+                                    probeIP: fixed.probe_ip))
         case UInt32(GMON_EVENT_EXIT.rawValue):
             return .exit(pid: h.tgid, goid: h.goid, timeNs: h.ktime_ns)
         case UInt32(GMON_EVENT_PROCESS_EXIT.rawValue):

@@ -19,10 +19,13 @@ public struct Creation: Sendable, Equatable {
     public var cgroupID: UInt64
     /// The creator's user stack, innermost first (first entry: the probe's IP).
     public var stack: [UInt64]
+    /// Where the probe fired (run-time address); 0 when unknown.
+    public var probeIP: UInt64
 
-    public init(pid: UInt32, goid: UInt64, parentGoid: UInt64, timeNs: UInt64, startPC: UInt64, goPC: UInt64, cgroupID: UInt64, stack: [UInt64]) {
+    public init(pid: UInt32, goid: UInt64, parentGoid: UInt64, timeNs: UInt64, startPC: UInt64, goPC: UInt64, cgroupID: UInt64,
+                stack: [UInt64], probeIP: UInt64 = 0) {
         self.pid = pid; self.goid = goid; self.parentGoid = parentGoid; self.timeNs = timeNs
-        self.startPC = startPC; self.goPC = goPC; self.cgroupID = cgroupID; self.stack = stack
+        self.startPC = startPC; self.goPC = goPC; self.cgroupID = cgroupID; self.stack = stack; self.probeIP = probeIP
     }
 }
 
@@ -43,7 +46,8 @@ public struct CreationSite: Sendable, Hashable {
 /// Turns raw PCs of one process into a creation site. Implemented over a Go
 /// executable's symbol table; tests use synthetic ones.
 public protocol SiteResolver {
-    func site(pid: UInt32, startPC: UInt64, goPC: UInt64, stack: [UInt64]) -> CreationSite
+    /// The site of a creation, from its raw PCs (startPC, goPC, stack; probeIP for the load address).
+    func site(for creation: Creation) -> CreationSite
     /// Called when a process exits so per-process state (load address) can go.
     func forget(pid: UInt32)
 }

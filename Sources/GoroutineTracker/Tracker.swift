@@ -52,7 +52,7 @@ public final class Tracker {
             if let cached = rawCache[key] {
                 s = cached
             } else {
-                let site = resolver.site(pid: c.pid, startPC: c.startPC, goPC: c.goPC, stack: c.stack)
+                let site = resolver.site(for: c)
                 if let existing = siteIndex[site] {
                     s = existing
                 } else {

@@ -18,8 +18,14 @@ public final class GoSiteResolver: SiteResolver {
     ]
     let wrapperFuncID: UInt8?
 
-    public init(exe: GoExecutable) {
+    /// Link-time address of the creation probe when the kernel reports it as the probe's IP
+    /// (a uprobe, not a uretprobe): the IP minus it is the load bias, known from the
+    /// first event even when the process is gone before gmon reads /proc/PID/maps.
+    let creationProbeAddress: UInt64?
+
+    public init(exe: GoExecutable, creationProbeAddress: UInt64? = nil) {
         self.exe = exe
+        self.creationProbeAddress = creationProbeAddress
         // funcID of compiler-made wrappers (FuncIDWrapper / funcID_wrapper) per release.
         switch exe.buildInfo.release?.minor {
         case 18?, 19?, 20?, 21?: wrapperFuncID = 21
@@ -30,10 +36,18 @@ public final class GoSiteResolver: SiteResolver {
 
     public func forget(pid: UInt32) { biases.removeValue(forKey: pid) }
 
-    /// Load bias of the executable in process `pid` (0 for non-PIE).
-    public func bias(pid: UInt32) -> UInt64 {
+    /// Load bias of the executable in process `pid` (0 for non-PIE): from where the
+    /// creation probe fired, else from /proc/PID/maps.
+    public func bias(pid: UInt32, probeIP: UInt64 = 0) -> UInt64 {
         if let b = biases[pid] { return b }
-        let b = exe.isPIE ? (Self.loadBias(pid: pid, exe: exe) ?? 0) : 0
+        let b: UInt64
+        if !exe.isPIE {
+            b = 0
+        } else if let a = creationProbeAddress, probeIP != 0 {
+            b = probeIP &- a
+        } else {
+            b = Self.loadBias(pid: pid, exe: exe) ?? 0
+        }
         biases[pid] = b
         return b
     }
@@ -57,8 +71,9 @@ public final class GoSiteResolver: SiteResolver {
         return nil
     }
 
-    public func site(pid: UInt32, startPC: UInt64, goPC: UInt64, stack: [UInt64]) -> CreationSite {
-        let b = bias(pid: pid)
+    public func site(for c: Creation) -> CreationSite {
+        let (startPC, goPC, stack) = (c.startPC, c.goPC, c.stack)
+        let b = bias(pid: c.pid, probeIP: c.probeIP)
         let function = entryFunction(startPC &- b)
         let createdBy = (try? exe.pclntab.frames(at: goPC &- b &- 1).first).flatMap { $0 }.map(\.description) ?? "0x" + String(goPC, radix: 16)
         var frames: [String] = []

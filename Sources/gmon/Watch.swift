@@ -108,7 +108,7 @@ struct Watch: ParsableCommand {
             return
         }
         let log = LogWriter(fd: 1, format: LogWriter.Format(rawValue: logFormat)!, level: LogWriter.Level(name: logLevel)!)
-        let resolver = GoSiteResolver(exe: exe)
+        let resolver = GoSiteResolver(exe: exe, creationProbeAddress: plan.creation.isReturnProbe ? nil : plan.creation.address)
         let tracker = Tracker(resolver: resolver)
         var undecodable: UInt64 = 0
 

@@ -192,22 +192,29 @@ extension EndToEnd {
             let stop = NIOFlag()
             let group = DispatchGroup()
             let failures = Counter(), scrapes = Counter()
+            // Ten threads of their own (GCD's pool may run as few as one per core here).
             for i in 0..<10 {
-                DispatchQueue.global().async(group: group) {
+                group.enter()
+                Thread {
                     while !stop.isSet {
                         let args = i % 2 == 0 ? [url] : ["-H", "Accept: application/openmetrics-text; version=1.0.0", url]
                         if let body = try? MetricsTests.curl(args), body.contains("gmon_events_total") { scrapes.add() } else { failures.add() }
                     }
-                }
+                    group.leave()
+                }.start()
             }
-            let fixture = try FixtureProcess(path, ["-a", "3000", "-b", "300", "-c", "20"])
+            // Scraping is under way before counting starts, and lasts as long (site B lives 2 s).
+            let end = Date().addingTimeInterval(20)
+            while scrapes.value < 10 && Date() < end { usleep(10_000) }
+            let before = scrapes.value
+            let fixture = try FixtureProcess(path, ["-a", "3000", "-b", "300", "-c", "20", "-b-life", "2s"])
             let (status, output) = fixture.finish()
             #expect(status == 0)
             try gmon.waitForOutput("\"msg\":\"process exited\",\"pid\":\(fixture.process.processIdentifier)")
             stop.set()
             group.wait()
             #expect(try gmon.stop() == 0)
-            #expect(failures.value == 0 && scrapes.value > 10, "\(scrapes.value) scrapes, \(failures.value) failed")
+            #expect(failures.value == 0 && before >= 10 && scrapes.value > before + 10, "\(scrapes.value) scrapes (\(before) before counting), \(failures.value) failed")
             LiveMonitoringTests.checkAgainstTruth(Truth.parse(output), LiveMonitoringTests.counts(gmon.events, pid: fixture.process.processIdentifier), "under scrapes")
         }
 

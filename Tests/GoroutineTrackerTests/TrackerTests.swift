@@ -6,9 +6,9 @@ import Testing
 final class FakeResolver: SiteResolver {
     var calls = 0
     var forgotten: [UInt32] = []
-    func site(pid: UInt32, startPC: UInt64, goPC: UInt64, stack: [UInt64]) -> CreationSite {
+    func site(for c: Creation) -> CreationSite {
         calls += 1
-        return CreationSite(function: "f\(startPC)", createdBy: "g\(goPC)", stack: stack.map { "s\($0)" })
+        return CreationSite(function: "f\(c.startPC)", createdBy: "g\(c.goPC)", stack: c.stack.map { "s\($0)" })
     }
     func forget(pid: UInt32) { forgotten.append(pid) }
 }
@@ -68,7 +68,7 @@ func create(_ pid: UInt32, _ goid: UInt64, at t: UInt64, start: UInt64 = 1, go: 
 
     @Test func differentRawStacksWithSameLabelsShareASite() {
         final class Coarse: SiteResolver {
-            func site(pid: UInt32, startPC: UInt64, goPC: UInt64, stack: [UInt64]) -> CreationSite {
+            func site(for c: Creation) -> CreationSite {
                 CreationSite(function: "main.worker", createdBy: "main.main (main.go:1)", stack: [])
             }
             func forget(pid: UInt32) {}

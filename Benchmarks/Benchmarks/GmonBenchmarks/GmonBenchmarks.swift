@@ -9,8 +9,8 @@ let goCommand = ProcessInfo.processInfo.environment["GMON_BENCH_BINARY"]
 
 /// Names every site by its entry PC: resolver cost is not what the tracker benchmark measures.
 final class PCResolver: SiteResolver {
-    func site(pid: UInt32, startPC: UInt64, goPC: UInt64, stack: [UInt64]) -> CreationSite {
-        CreationSite(function: String(startPC), createdBy: String(goPC), stack: [])
+    func site(for c: Creation) -> CreationSite {
+        CreationSite(function: String(c.startPC), createdBy: String(c.goPC), stack: [])
     }
     func forget(pid: UInt32) {}
 }

@@ -60,6 +60,7 @@ struct gmon_create_event {
     gmon_u64 startpc;
     gmon_u64 gopc;
     gmon_u64 cgroup_id;
+    gmon_u64 probe_ip;          // where the probe fired: minus the site's link-time address, the load bias
     gmon_u32 stack_len;         // number of valid entries in stack
     gmon_u32 _pad2;
     gmon_u64 stack[GMON_MAX_STACK];

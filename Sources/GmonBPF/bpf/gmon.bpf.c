@@ -95,6 +95,7 @@ static __always_inline int on_create(struct gmon_pt_regs *ctx, __u64 g) {
     if (gmon_cfg.parent_goid_offset)
         read_u64(&e->parent_goid, g, gmon_cfg.parent_goid_offset);
     e->cgroup_id = bpf_get_current_cgroup_id();
+    e->probe_ip = ctx->ip;
     e->stack_len = 0;
     e->_pad2 = 0;
     if (gmon_cfg.collect_stack) {

@@ -36,86 +36,156 @@ public final class LogWriter {
         buffer.reserveCapacity(1 << 16)
     }
 
-    /// The site's fields rendered once per site (they repeat on every line of that site).
+    /// The site's fields rendered once per site (they repeat on every line of that site):
+    /// everything but the time and the ids is bytes copied from here.
     private var renderedSites: [Int32: [UInt8]] = [:]
+    private var renderedExitSites: [Int32: [UInt8]] = [:]
 
     public func created(_ c: Creation, site: CreationSite, siteIndex: Int32? = nil) {
         guard level <= .info, !broken else { return }
-        var fields: [(String, Value)] = [
-            ("pid", .int(UInt64(c.pid))), ("goroutine_id", .int(c.goid)),
-        ]
-        if c.parentGoid != 0 { fields.append(("parent_goroutine_id", .int(c.parentGoid))) }
+        head(timeNs: c.timeNs, heads.created)
+        field(keys.pid, UInt64(c.pid))
+        field(keys.goroutineID, c.goid)
+        if c.parentGoid != 0 { field(keys.parentGoroutineID, c.parentGoid) }
         if let i = siteIndex, let r = renderedSites[i] {
-            fields.append(("", .rendered(r)))
+            buffer.append(contentsOf: r)
         } else {
             var siteFields: [(String, Value)] = [("function", .string(site.function)), ("created_by", .string(site.createdBy))]
             for (i, f) in site.stack.enumerated() { siteFields.append(("stack.\(i)", .string(f))) }
-            let saved = buffer
-            buffer = []
-            appendFields(siteFields)
-            let r = buffer
-            buffer = saved
+            let r = rendered(siteFields)
             if let i = siteIndex { renderedSites[i] = r }
-            fields.append(("", .rendered(r)))
+            buffer.append(contentsOf: r)
         }
-        line(timeNs: c.timeNs, level: .info, msg: "goroutine is created", fields)
+        endLine()
     }
 
-    public func exited(pid: UInt32, goid: UInt64, timeNs: UInt64, lifetimeNs: UInt64?, site: CreationSite?) {
+    public func exited(pid: UInt32, goid: UInt64, timeNs: UInt64, lifetimeNs: UInt64?, site: CreationSite?, siteIndex: Int32? = nil) {
         guard level <= .debug, !broken else { return }
-        var fields: [(String, Value)] = [("pid", .int(UInt64(pid))), ("goroutine_id", .int(goid))]
-        if let l = lifetimeNs { fields.append(("lifetime_seconds", .seconds(l))) } else { fields.append(("created", .string("before gmon attached"))) }
-        if let s = site {
-            fields.append(("function", .string(s.function)))
-            fields.append(("created_by", .string(s.createdBy)))
+        head(timeNs: timeNs, heads.exited)
+        field(keys.pid, UInt64(pid))
+        field(keys.goroutineID, goid)
+        if let l = lifetimeNs {
+            buffer.append(contentsOf: keys.lifetime)
+            appendSeconds(l)
+        } else {
+            appendFields([("created", .string("before gmon attached"))])
         }
-        line(timeNs: timeNs, level: .debug, msg: "goroutine is exited", fields)
+        if let s = site {
+            if let i = siteIndex, let r = renderedExitSites[i] {
+                buffer.append(contentsOf: r)
+            } else {
+                let r = rendered([("function", .string(s.function)), ("created_by", .string(s.createdBy))])
+                if let i = siteIndex { renderedExitSites[i] = r }
+                buffer.append(contentsOf: r)
+            }
+        }
+        endLine()
     }
 
     public func processExited(pid: UInt32, timeNs: UInt64, liveGoroutines: Int) {
         guard level <= .info, !broken else { return }
-        line(timeNs: timeNs, level: .info, msg: "process exited", [("pid", .int(UInt64(pid))), ("live_goroutines", .int(UInt64(liveGoroutines)))])
+        head(timeNs: timeNs, heads.processExited)
+        field(keys.pid, UInt64(pid))
+        field(keys.liveGoroutines, UInt64(liveGoroutines))
+        endLine()
     }
 
     public enum Value {
         case int(UInt64), string(String), seconds(UInt64)
-        /// Fields already rendered in this writer's format, separators included.
-        case rendered([UInt8])
     }
 
-    func line(timeNs: UInt64, level: Level, msg: String, _ fields: [(String, Value)]) {
-        let time = timestamp(Int64(bitPattern: timeNs) &+ wallOffsetNs)
-        switch format {
-        case .logfmt:
-            append("time=\(time) level=\(level.name) msg=")
-            appendLogfmtValue(msg)
-        case .json:
-            append("{\"time\":\"\(time)\",\"level\":\"\(level.name)\",\"msg\":")
-            appendJSONString(msg)
+    /// Constant parts of lines in this writer's format, rendered once.
+    struct Heads { var created: [UInt8], exited: [UInt8], processExited: [UInt8] }
+    struct Keys { var pid: [UInt8], goroutineID: [UInt8], parentGoroutineID: [UInt8], lifetime: [UInt8], liveGoroutines: [UInt8] }
+    private lazy var heads: Heads = Heads(created: renderedHead(.info, "goroutine is created"),
+                                          exited: renderedHead(.debug, "goroutine is exited"),
+                                          processExited: renderedHead(.info, "process exited"))
+    private lazy var keys: Keys = Keys(pid: renderedKey("pid"), goroutineID: renderedKey("goroutine_id"),
+                                       parentGoroutineID: renderedKey("parent_goroutine_id"),
+                                       lifetime: renderedKey("lifetime_seconds"), liveGoroutines: renderedKey("live_goroutines"))
+
+    /// What follows the timestamp: ` level=INFO msg="…"` or `","level":"INFO","msg":"…"`.
+    func renderedHead(_ level: Level, _ msg: String) -> [UInt8] {
+        rendering {
+            switch format {
+            case .logfmt: append(" level=\(level.name) msg="); appendLogfmtValue(msg)
+            case .json: append("\",\"level\":\"\(level.name)\",\"msg\":"); appendJSONString(msg)
+            }
         }
-        appendFields(fields)
-        if format == .json { append("}") }
+    }
+
+    /// ` key=` or `,"key":`.
+    func renderedKey(_ key: String) -> [UInt8] {
+        rendering {
+            switch format {
+            case .logfmt: append(" \(key)=")
+            case .json: append(","); appendJSONString(key); append(":")
+            }
+        }
+    }
+
+    func rendered(_ fields: [(String, Value)]) -> [UInt8] { rendering { appendFields(fields) } }
+
+    /// What `body` appends, taken out of the line buffer.
+    private func rendering(_ body: () -> Void) -> [UInt8] {
+        let saved = buffer
+        buffer = []
+        body()
+        let r = buffer
+        buffer = saved
+        return r
+    }
+
+    func head(timeNs: UInt64, _ head: [UInt8]) {
+        buffer.append(contentsOf: format == .json ? Self.jsonTimeKey : Self.logfmtTimeKey)
+        appendTimestamp(Int64(bitPattern: timeNs) &+ wallOffsetNs)
+        buffer.append(contentsOf: head)
+    }
+    static let logfmtTimeKey = Array("time=".utf8)
+    static let jsonTimeKey = Array("{\"time\":\"".utf8)
+
+    @inline(__always) func field(_ key: [UInt8], _ value: UInt64) {
+        buffer.append(contentsOf: key)
+        appendDecimal(value)
+    }
+
+    func endLine() {
+        if format == .json { buffer.append(0x7d) }
         buffer.append(0x0a)
         if buffer.count >= 1 << 15 { flush() }
     }
 
     func appendFields(_ fields: [(String, Value)]) {
         for (k, v) in fields {
-            if case .rendered(let bytes) = v { buffer.append(contentsOf: bytes); continue }
             switch format {
             case .logfmt: append(" \(k)=")
             case .json: append(","); appendJSONString(k); append(":")
             }
             switch v {
-            case .int(let i): append(String(i))
+            case .int(let i): appendDecimal(i)
             case .string(let s): format == .json ? appendJSONString(s) : appendLogfmtValue(s)
-            case .seconds(let ns): append(Self.seconds(ns))
-            case .rendered: break
+            case .seconds(let ns): appendSeconds(ns)
             }
         }
     }
 
     @inline(__always) func append(_ s: String) { buffer.append(contentsOf: s.utf8) }
+
+    /// Decimal digits straight into the buffer (no String per number).
+    @inline(__always) func appendDecimal(_ v: UInt64) {
+        let start = buffer.count
+        var x = v
+        repeat { buffer.append(UInt8(truncatingIfNeeded: 0x30 &+ x % 10)); x /= 10 } while x > 0
+        buffer[start...].reverse()
+    }
+
+    /// Seconds with nanoseconds: "1.500000000".
+    func appendSeconds(_ ns: UInt64) {
+        appendDecimal(ns / 1_000_000_000)
+        buffer.append(0x2e)
+        var frac = ns % 1_000_000_000, div: UInt64 = 100_000_000
+        while div > 0 { buffer.append(UInt8(truncatingIfNeeded: 0x30 &+ frac / div)); frac %= div; div /= 10 }
+    }
 
     func appendLogfmtValue(_ s: String) {
         let needsQuotes = s.isEmpty || s.utf8.contains { $0 <= 0x20 || $0 == 0x3d || $0 == 0x22 || $0 == 0x5c }
@@ -154,25 +224,22 @@ public final class LogWriter {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    static func seconds(_ ns: UInt64) -> String {
-        let s = ns / 1_000_000_000, frac = ns % 1_000_000_000
-        let f = String(frac)
-        return "\(s)." + String(repeating: "0", count: 9 - f.count) + f
-    }
-
     private var cachedSecond: Int64 = -1
-    private var cachedPrefix = ""
+    private var cachedPrefix: [UInt8] = []
 
     /// RFC 3339 with milliseconds; the date and time up to the second is formatted once per second.
-    func timestamp(_ wallNs: Int64) -> String {
+    func appendTimestamp(_ wallNs: Int64) {
         let sec = wallNs / 1_000_000_000
         if sec != cachedSecond {
             cachedSecond = sec
-            let full = Self.rfc3339(sec * 1_000_000_000)
-            cachedPrefix = String(full.dropLast(4))   // drop "000Z"
+            cachedPrefix = Array(Self.rfc3339(sec * 1_000_000_000).utf8.dropLast(4))   // drop "000Z"
         }
-        let ms = Int((wallNs % 1_000_000_000) / 1_000_000)
-        return cachedPrefix + (ms < 10 ? "00" : ms < 100 ? "0" : "") + String(ms) + "Z"
+        buffer.append(contentsOf: cachedPrefix)
+        let ms = UInt64((wallNs % 1_000_000_000) / 1_000_000)
+        buffer.append(UInt8(truncatingIfNeeded: 0x30 &+ ms / 100))
+        buffer.append(UInt8(truncatingIfNeeded: 0x30 &+ ms / 10 % 10))
+        buffer.append(UInt8(truncatingIfNeeded: 0x30 &+ ms % 10))
+        buffer.append(0x5a)   // Z
     }
 
     static func rfc3339(_ wallNs: Int64) -> String {

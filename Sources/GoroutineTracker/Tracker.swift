@@ -11,9 +11,6 @@ public final class Tracker {
         public var live: UInt64 { created - exited - closedByProcessExit }
     }
 
-    /// One live goroutine: 16 bytes plus the dictionary's slot.
-    struct Live { var createdNs: UInt64; var site: Int32 }
-
     struct RawKey: Hashable {
         var pid: UInt32
         var startPC: UInt64
@@ -25,7 +22,9 @@ public final class Tracker {
     private var siteIndex: [CreationSite: Int32] = [:]
     /// Distinct raw stacks seen → site, so steady state does no symbolization.
     private var rawCache: [RawKey: Int32] = [:]
-    private var live: [UInt32: [UInt64: Live]] = [:]
+    private var live: [UInt32: LiveTable] = [:]
+    /// The pid of the previous event: runs of events from one process skip the set insert.
+    private var lastPid: UInt32?
     private let resolver: SiteResolver
 
     public private(set) var unpairedExits: UInt64 = 0
@@ -62,15 +61,15 @@ public final class Tracker {
                 }
                 rawCache[key] = s
             }
-            processesSeen.insert(c.pid)
-            if live[c.pid, default: [:]].updateValue(Live(createdNs: c.timeNs, site: s), forKey: c.goid) != nil {
+            notePid(c.pid)
+            if live[c.pid, default: LiveTable()].insert(goid: c.goid, createdNs: c.timeNs, site: s) {
                 duplicateCreations += 1
             }
             sites[Int(s)].created += 1
             return .created(site: s)
         case .exit(let pid, let goid, let t):
-            processesSeen.insert(pid)
-            guard let l = live[pid]?.removeValue(forKey: goid) else {
+            notePid(pid)
+            guard let l = live[pid]?.remove(goid: goid) else {
                 unpairedExits += 1
                 return .unpairedExit
             }
@@ -79,18 +78,22 @@ public final class Tracker {
             sites[Int(l.site)].lifetimeSumNs &+= lifetime
             return .exited(site: l.site, lifetimeNs: lifetime)
         case .processExit(let pid, _):
-            let gone = live.removeValue(forKey: pid) ?? [:]
             var closed: [Int32: Int] = [:]
-            for (_, l) in gone {
-                sites[Int(l.site)].closedByProcessExit += 1
-                closed[l.site, default: 0] += 1
+            live.removeValue(forKey: pid)?.forEach { _, _, site in
+                sites[Int(site)].closedByProcessExit += 1
+                closed[site, default: 0] += 1
             }
             // A new process may reuse the pid: its stacks must be resolved afresh.
             rawCache = rawCache.filter { $0.key.pid != pid }
             resolver.forget(pid: pid)
             processesSeen.remove(pid)
+            lastPid = nil
             return .processEnded(pid: pid, closed: closed)
         }
+    }
+
+    private func notePid(_ pid: UInt32) {
+        if pid != lastPid { processesSeen.insert(pid); lastPid = pid }
     }
 
     public var liveCount: Int { live.values.reduce(0) { $0 + $1.count } }
@@ -100,7 +103,7 @@ public final class Tracker {
     /// Creation time of the oldest live goroutine per site (for age gauges).
     public func oldestLiveCreation() -> [Int32: UInt64] {
         var out: [Int32: UInt64] = [:]
-        for (_, m) in live { for (_, l) in m { out[l.site] = min(out[l.site] ?? .max, l.createdNs) } }
+        for (_, table) in live { table.forEach { _, t, site in out[site] = min(out[site] ?? .max, t) } }
         return out
     }
 }

@@ -122,7 +122,7 @@ struct Watch: ParsableCommand {
             case .exited(let s, let lifetime):
                 let site = tracker.sites[Int(s)].site
                 metrics.exited(site: s, site, lifetimeNs: lifetime)
-                if case .exit(let p, let g, let t) = event { log.exited(pid: p, goid: g, timeNs: t, lifetimeNs: lifetime, site: site) }
+                if case .exit(let p, let g, let t) = event { log.exited(pid: p, goid: g, timeNs: t, lifetimeNs: lifetime, site: site, siteIndex: s) }
             case .unpairedExit:
                 metrics.unpairedExit()
                 if case .exit(let p, let g, let t) = event { log.exited(pid: p, goid: g, timeNs: t, lifetimeNs: nil, site: nil) }

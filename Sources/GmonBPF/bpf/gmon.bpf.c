@@ -82,6 +82,31 @@ static __always_inline int read_u64(__u64 *dst, __u64 g, __u64 off) {
     return 0;
 }
 
+// The creator's stack by Go's frame pointers: the probe's IP, then each frame's return
+// address. bpf_get_stack walks the same chain but reads one frame past its end (the
+// outermost frame pointer is 0), and that fault costs the watched thread ~0.6 µs per
+// creation (measured with perf); stopping at 0 costs nothing.
+struct gmon_frame { __u64 next; __u64 ret; };
+
+static __always_inline __u32 walk_frames(struct gmon_pt_regs *ctx, __u64 *stack) {
+    stack[0] = ctx->ip;
+    __u32 n = 1;
+    __u64 fp = ctx->bp;
+    struct gmon_frame f;
+    for (int i = 1; i < GMON_MAX_STACK; i++) {
+        if (fp == 0)
+            break;
+        if (bpf_probe_read_user(&f, sizeof(f), (void *)fp) != 0) {
+            count(GMON_FAILED_STACK);   // a broken chain: the stack so far is sent
+            break;
+        }
+        stack[i] = f.ret;
+        n = i + 1;
+        fp = f.next;
+    }
+    return n;
+}
+
 static __always_inline int on_create(struct gmon_pt_regs *ctx, __u64 g) {
     __u32 zero = 0;
     struct gmon_create_event *e = bpf_map_lookup_elem(&gmon_scratch, &zero);
@@ -98,13 +123,8 @@ static __always_inline int on_create(struct gmon_pt_regs *ctx, __u64 g) {
     e->probe_ip = ctx->ip;
     e->stack_len = 0;
     e->_pad2 = 0;
-    if (gmon_cfg.collect_stack) {
-        long n = bpf_get_stack(ctx, e->stack, sizeof(e->stack), BPF_F_USER_STACK);
-        if (n < 0)
-            count(GMON_FAILED_STACK);
-        else
-            e->stack_len = (__u32)(n / 8);
-    }
+    if (gmon_cfg.collect_stack)
+        e->stack_len = walk_frames(ctx, e->stack);
     __u64 size = sizeof(*e) - sizeof(e->stack) + (__u64)(e->stack_len & (GMON_MAX_STACK * 2 - 1)) * 8;
     if (size > sizeof(*e))
         size = sizeof(*e);

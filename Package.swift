@@ -1,6 +1,11 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// The per-event path (decoder → tracker → log writer → metrics, in the event loop) runs on
+// one thread; in release builds dynamic exclusivity checks cost it ~25% of its CPU
+// (make bench), so they are off there. Debug builds and tests keep them.
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "gmon",
     platforms: [.macOS(.v14)],
@@ -30,16 +35,16 @@ let package = Package(
         // The BPF program and the event layout it shares with Swift.
         .target(name: "CGmonEvents"),
         .plugin(name: "EmbedBPF", capability: .buildTool()),
-        .target(name: "GmonBPF", dependencies: ["CGmonEvents", "GoroutineTracker"], exclude: ["bpf"], plugins: ["EmbedBPF"]),
+        .target(name: "GmonBPF", dependencies: ["CGmonEvents", "GoroutineTracker"], exclude: ["bpf"], swiftSettings: hotPath, plugins: ["EmbedBPF"]),
         // A thin Swift layer over libbpf: objects, uprobe links, ring buffer.
         .target(name: "LibBPF", dependencies: ["CLibbpf"]),
 
         // Pairs creations and exits per (pid, goid) and keeps per-site counts. Pure logic.
-        .target(name: "GoroutineTracker"),
+        .target(name: "GoroutineTracker", swiftSettings: hotPath),
         // Creation sites from a Go executable's symbol table, per process.
         .target(name: "Symbolization", dependencies: ["GoBinary", "AttachPoints", "GoroutineTracker"]),
         // Log lines and the shutdown summary.
-        .target(name: "GmonExporters", dependencies: ["GoroutineTracker"]),
+        .target(name: "GmonExporters", dependencies: ["GoroutineTracker"], swiftSettings: hotPath),
 
         // Prometheus metrics per creation site, and their two text formats.
         .target(name: "GmonMetrics", dependencies: ["GoroutineTracker", .product(name: "Prometheus", package: "swift-prometheus")]),
@@ -50,7 +55,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             "GoBinary", "AttachPoints", "GmonBPF", "LibBPF", "GoroutineTracker", "Symbolization", "GmonExporters",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], swiftSettings: hotPath),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "GoBinaryTests", dependencies: ["GoBinary", "AttachPoints", "TestSupport"]),

@@ -2,27 +2,34 @@ import CGmonEvents
 import GoroutineTracker
 
 /// Ring buffer records → events, using the layout in gmon_events.h.
-public enum EventDecoder {
+public final class EventDecoder {
+    /// Reused for each creation's stack: once the tracker has let go of the previous
+    /// event it is uniquely referenced again, so decoding allocates nothing.
+    private var scratch: [UInt64] = []
+
+    public init() { scratch.reserveCapacity(Int(GMON_MAX_STACK)) }
+
     static let stackOffset = MemoryLayout<gmon_create_event>.offset(of: \gmon_create_event.stack)!
     static let headerSize = MemoryLayout<gmon_event_header>.size
 
     /// nil for a record too short for its type (never produced by gmon's program; counted by the caller).
-    public static func decode(_ raw: UnsafeRawBufferPointer) -> Event? {
-        guard raw.count >= headerSize else { return nil }
+    public func decode(_ raw: UnsafeRawBufferPointer) -> Event? {
+        guard raw.count >= Self.headerSize else { return nil }
         let h = raw.loadUnaligned(as: gmon_event_header.self)
         switch h.type {
         case UInt32(GMON_EVENT_CREATE.rawValue):
+            let stackOffset = Self.stackOffset
             guard raw.count >= stackOffset else { return nil }
             var fixed = gmon_create_event()
             withUnsafeMutableBytes(of: &fixed) { dst in
                 dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<stackOffset]))
             }
-            let n = min(Int(fixed.stack_len), (raw.count - stackOffset) / 8, Int(GMON_MAX_STACK))
-            var stack = [UInt64](repeating: 0, count: n)
-            for i in 0..<n { stack[i] = raw.loadUnaligned(fromByteOffset: stackOffset + 8 * i, as: UInt64.self) }
-            while let last = stack.last, last == 0 { stack.removeLast() }
+            var n = min(Int(fixed.stack_len), (raw.count - stackOffset) / 8, Int(GMON_MAX_STACK))
+            while n > 0 && raw.loadUnaligned(fromByteOffset: stackOffset + 8 * (n - 1), as: UInt64.self) == 0 { n -= 1 }
+            scratch.removeAll(keepingCapacity: true)
+            for i in 0..<n { scratch.append(raw.loadUnaligned(fromByteOffset: stackOffset + 8 * i, as: UInt64.self)) }
             return .create(Creation(pid: h.tgid, goid: h.goid, parentGoid: fixed.parent_goid, timeNs: h.ktime_ns,
-                                    startPC: fixed.startpc, goPC: fixed.gopc, cgroupID: fixed.cgroup_id, stack: stack,
+                                    startPC: fixed.startpc, goPC: fixed.gopc, cgroupID: fixed.cgroup_id, stack: scratch,
                                     probeIP: fixed.probe_ip))
         case UInt32(GMON_EVENT_EXIT.rawValue):
             return .exit(pid: h.tgid, goid: h.goid, timeNs: h.ktime_ns)

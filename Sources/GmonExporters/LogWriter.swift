@@ -41,7 +41,7 @@ public final class LogWriter {
     private var renderedSites: [Int32: [UInt8]] = [:]
     private var renderedExitSites: [Int32: [UInt8]] = [:]
 
-    public func created(_ c: Creation, site: CreationSite, siteIndex: Int32? = nil) {
+    public func created(_ c: Creation, site: @autoclosure () -> CreationSite, siteIndex: Int32? = nil) {
         guard level <= .info, !broken else { return }
         head(timeNs: c.timeNs, heads.created)
         field(keys.pid, UInt64(c.pid))
@@ -50,6 +50,7 @@ public final class LogWriter {
         if let i = siteIndex, let r = renderedSites[i] {
             buffer.append(contentsOf: r)
         } else {
+            let site = site()
             var siteFields: [(String, Value)] = [("function", .string(site.function)), ("created_by", .string(site.createdBy))]
             for (i, f) in site.stack.enumerated() { siteFields.append(("stack.\(i)", .string(f))) }
             let r = rendered(siteFields)
@@ -59,7 +60,7 @@ public final class LogWriter {
         endLine()
     }
 
-    public func exited(pid: UInt32, goid: UInt64, timeNs: UInt64, lifetimeNs: UInt64?, site: CreationSite?, siteIndex: Int32? = nil) {
+    public func exited(pid: UInt32, goid: UInt64, timeNs: UInt64, lifetimeNs: UInt64?, site: @autoclosure () -> CreationSite?, siteIndex: Int32? = nil) {
         guard level <= .debug, !broken else { return }
         head(timeNs: timeNs, heads.exited)
         field(keys.pid, UInt64(pid))
@@ -70,14 +71,12 @@ public final class LogWriter {
         } else {
             appendFields([("created", .string("before gmon attached"))])
         }
-        if let s = site {
-            if let i = siteIndex, let r = renderedExitSites[i] {
-                buffer.append(contentsOf: r)
-            } else {
-                let r = rendered([("function", .string(s.function)), ("created_by", .string(s.createdBy))])
-                if let i = siteIndex { renderedExitSites[i] = r }
-                buffer.append(contentsOf: r)
-            }
+        if let i = siteIndex, let r = renderedExitSites[i] {
+            buffer.append(contentsOf: r)
+        } else if let s = site() {
+            let r = rendered([("function", .string(s.function)), ("created_by", .string(s.createdBy))])
+            if let i = siteIndex { renderedExitSites[i] = r }
+            buffer.append(contentsOf: r)
         }
         endLine()
     }

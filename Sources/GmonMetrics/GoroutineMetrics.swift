@@ -73,13 +73,13 @@ public final class GoroutineMetrics: @unchecked Sendable {
             oldest: r.makeGauge(name: "gmon_goroutine_oldest_live_seconds", labels: labels, help: "Age of the oldest live goroutine, by creation site."))
     }
 
-    func site(_ index: Int32, _ s: CreationSite) -> Site {
+    func site(_ index: Int32, _ s: @autoclosure () -> CreationSite) -> Site {
         let i = Int(index)
         if i < sites.count, let m = sites[i] { return m }
         while sites.count <= i { sites.append(nil) }
         let m: Site
         if i < maxSites {
-            m = make(labels(s))
+            m = make(labels(s()))
         } else {
             if other == nil { other = make([("exe", exe), ("function", "other"), ("created_by", "other")]) }
             m = other!
@@ -90,16 +90,16 @@ public final class GoroutineMetrics: @unchecked Sendable {
         return m
     }
 
-    public func created(site index: Int32, _ s: CreationSite) {
+    public func created(site index: Int32, _ s: @autoclosure () -> CreationSite) {
         eventsCreate.increment()
-        let m = site(index, s)
+        let m = site(index, s())
         m.created.increment()
         m.live.increment()
     }
 
-    public func exited(site index: Int32, _ s: CreationSite, lifetimeNs: UInt64) {
+    public func exited(site index: Int32, _ s: @autoclosure () -> CreationSite, lifetimeNs: UInt64) {
         eventsExit.increment()
-        let m = site(index, s)
+        let m = site(index, s())
         m.exited.increment()
         m.live.decrement()
         m.lifetime.record(Double(lifetimeNs) / 1e9)

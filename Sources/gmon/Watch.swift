@@ -112,17 +112,20 @@ struct Watch: ParsableCommand {
         let tracker = Tracker(resolver: resolver)
         var undecodable: UInt64 = 0
 
+        let decoder = EventDecoder()
+        // The per-event path. Sites are passed as autoclosures: the exporters render a
+        // site once and then only need its index.
         let ring = try RingBuffer(map: session.events) { raw in
-            guard let event = EventDecoder.decode(raw) else { undecodable += 1; return }
+            guard let event = decoder.decode(raw) else { undecodable += 1; return }
             switch tracker.handle(event) {
             case .created(let s):
-                let site = tracker.sites[Int(s)].site
-                metrics.created(site: s, site)
-                if case .create(let c) = event { log.created(c, site: site, siteIndex: s) }
+                metrics.created(site: s, tracker.sites[Int(s)].site)
+                if case .create(let c) = event { log.created(c, site: tracker.sites[Int(s)].site, siteIndex: s) }
             case .exited(let s, let lifetime):
-                let site = tracker.sites[Int(s)].site
-                metrics.exited(site: s, site, lifetimeNs: lifetime)
-                if case .exit(let p, let g, let t) = event { log.exited(pid: p, goid: g, timeNs: t, lifetimeNs: lifetime, site: site, siteIndex: s) }
+                metrics.exited(site: s, tracker.sites[Int(s)].site, lifetimeNs: lifetime)
+                if case .exit(let p, let g, let t) = event {
+                    log.exited(pid: p, goid: g, timeNs: t, lifetimeNs: lifetime, site: tracker.sites[Int(s)].site, siteIndex: s)
+                }
             case .unpairedExit:
                 metrics.unpairedExit()
                 if case .exit(let p, let g, let t) = event { log.exited(pid: p, goid: g, timeNs: t, lifetimeNs: nil, site: nil) }

@@ -19,7 +19,7 @@ public struct BPFError: Error, CustomStringConvertible, Sendable {
         case EINVAL where operation.contains("uprobe"):
             s += "; the kernel refused the probe address (is the executable's file the one that was inspected?)"
         case ENOSYS, EOPNOTSUPP:
-            s += "; this kernel lacks the BPF feature gmon needs (kernel 5.15+ with BTF, uprobes and ring buffers)"
+            s += "; this kernel lacks a BPF feature gmon needs (uprobes, BPF on probes, the ring buffer: Linux 5.8 or later)"
         default: break
         }
         if !libbpfLog.isEmpty { s += "\n" + libbpfLog }

@@ -31,10 +31,11 @@ declare -A FLAGS=(
   [bclassic]="--count-only --classic-probes --no-metrics"
   [c]=""
   [d]="--no-stacks --log-level warn --no-metrics"
+  [e]="--deliver-only --log-level warn --no-metrics"
 )
 : >"$W/samples"
 for r in $(seq "$ROUNDS"); do
-  for mode in a b bclassic c d; do
+  for mode in a b bclassic c d e; do
     if [ $mode = a ]; then
       ns=$("$FIX" -bench "$N" | awk '{print $2}')
     else
@@ -113,12 +114,14 @@ if wrk: res["wrk"] = {m: {"requests_per_s": med([x[0] for x in v]), "p99": [x[1]
 if live: res["rss_kb_with_live_goroutines"] = {"live": live[0], "rss_kb": live[1], "rss_anon_kb": live[2], "rss_file_kb": live[3]}
 res["startup_s_go_command"] = med(startup)
 json.dump(res, open(out, "w"), indent=2)
-names = {"a": "a unwatched", "b": "b count-only, gmon's sites", "bclassic": "b' count-only, classic sites", "c": "c gmon (logs to file)", "d": "d gmon cheapest"}
+names = {"a": "a unwatched", "b": "b count-only, gmon's sites", "bclassic": "b' count-only, classic sites", "c": "c gmon (logs to file)", "d": "d gmon cheapest",
+         "e": "e delivery floor (empty records)"}
 print(f"{'run':32} {'ns/goroutine median':>20} {'min–max':>18} {'added ns':>10}")
-for m in ["a", "b", "bclassic", "c", "d"]:
+for m in ["a", "b", "bclassic", "c", "d", "e"]:
     v = res["ns_per_goroutine"][m]
     print(f"{names[m]:32} {v['median']:20.0f} {v['min']:8.0f}–{v['max']:<9.0f} {added.get(m, 0):10.0f}")
-for k in ["c_over_b", "c_over_bclassic"]:
+if added.get("b", 0) > 0: res["e_over_b"] = added["e"] / added["b"]
+for k in ["c_over_b", "e_over_b", "c_over_bclassic"]:
     if k in res: print(f"{k}: {res[k]:.2f}")
 print("gmon CPU µs/event:", {m: round(v, 3) for m, v in res["gmon_cpu_us_per_event"].items()})
 print("gmon peak RSS MB:", res["gmon_peak_rss_mb"], " events lost:", res["events_lost"])

@@ -13,6 +13,7 @@ public enum GmonBPF {
         public static let processExit = "gmon_process_exit"
         public static let countCreate = "gmon_count_create"
         public static let countExit = "gmon_count_exit"
+        public static let deliver = "gmon_deliver"
     }
 
     public enum MapName {

@@ -55,6 +55,9 @@ struct Watch: ParsableCommand {
     @Flag(name: .customLong("count-only"), help: .hidden)   // benchmarks: count probe hits, nothing else
     var countOnly = false
 
+    @Flag(name: .customLong("deliver-only"), help: .hidden)   // benchmarks: an empty record per hit, counted and dropped
+    var deliverOnly = false
+
     // Tests: pause this long between loading the BPF programs and attaching the uprobes,
     // to signal gmon or end the watched process exactly during attach.
     @Option(name: .customLong("attach-pause-ms"), help: .hidden)
@@ -100,7 +103,8 @@ struct Watch: ParsableCommand {
         let session: BPFSession
         do {
             session = try BPFSession(exe: exe, layout: layout, plan: plan, pid: pid, collectStacks: !noStacks,
-                                     countOnly: countOnly, pauseBeforeUprobesMs: attachPauseMs)
+                                     probes: countOnly ? .countOnly : deliverOnly ? .deliverOnly : .gmon,
+                                     pauseBeforeUprobesMs: attachPauseMs)
         } catch is BPFSession.Interrupted {
             // Whatever was attached went with the session's links.
             FileHandle.standardErrorLine("gmon: stopped while attaching; nothing is left attached")
@@ -115,7 +119,9 @@ struct Watch: ParsableCommand {
         let decoder = EventDecoder()
         // The per-event path. Sites are passed as autoclosures: the exporters render a
         // site once and then only need its index.
+        var delivered: UInt64 = 0
         let ring = try RingBuffer(map: session.events) { raw in
+            if deliverOnly { delivered += 1; return }
             guard let event = decoder.decode(raw) else { undecodable += 1; return }
             switch tracker.handle(event) {
             case .created(let s):
@@ -170,6 +176,7 @@ struct Watch: ParsableCommand {
         log.flush()
         let c = session.counters()
         FileHandle.standardErrorLine(Summary.render(tracker: tracker, losses: session.losses(undecodable: undecodable, counters: c)))
+        if deliverOnly { FileHandle.standardErrorLine("gmon: deliver-only: records \(delivered)") }
         if countOnly {
             FileHandle.standardErrorLine("gmon: count-only: creations \(c[Int(GMON_COUNT_ONLY_CREATE.rawValue)]) exits \(c[Int(GMON_COUNT_ONLY_EXIT.rawValue)])")
         }
@@ -232,13 +239,16 @@ final class BPFSession {
     /// A stop signal arrived while attaching.
     struct Interrupted: Error {}
 
+    /// What the uprobes run: gmon's programs, or the benchmarks' floors.
+    enum Probes { case gmon, countOnly, deliverOnly }
+
     let object: BPFObject
     var links: [BPFLink] = []
     let events: BPFMap
     let countersMap: BPFMap
 
     init(exe: GoExecutable, layout: RuntimeLayout, plan: AttachPlan, pid: Int32?, collectStacks: Bool,
-         countOnly: Bool = false, pauseBeforeUprobesMs: Int = 0) throws {
+         probes: Probes = .gmon, pauseBeforeUprobesMs: Int = 0) throws {
         do {
             let object = try BPFObject(image: GmonBPF.object, name: "gmon")
             self.object = object
@@ -246,9 +256,13 @@ final class BPFSession {
                                           parentGoid: layout.parentGoid, collectStack: collectStacks)
             try cfg.withUnsafeBytes { try object.setReadOnlyData($0) }
             typealias P = GmonBPF.ProgramName
-            let createProgram = countOnly ? P.countCreate : plan.creation.register == .rax ? P.createAtReturnRAX : P.createAtCallRBX
-            let exitProgram = countOnly ? P.countExit : P.exit
-            for p in [P.createAtReturnRAX, P.createAtCallRBX, P.countCreate, P.exit, P.countExit] {
+            let createProgram, exitProgram: String
+            switch probes {
+            case .gmon: (createProgram, exitProgram) = (plan.creation.register == .rax ? P.createAtReturnRAX : P.createAtCallRBX, P.exit)
+            case .countOnly: (createProgram, exitProgram) = (P.countCreate, P.countExit)
+            case .deliverOnly: (createProgram, exitProgram) = (P.deliver, P.deliver)
+            }
+            for p in [P.createAtReturnRAX, P.createAtCallRBX, P.countCreate, P.exit, P.countExit, P.deliver] {
                 try object.setAutoload(p, p == createProgram || p == exitProgram)
             }
             try object.load()

@@ -1,17 +1,22 @@
 // Shared by both fuzz entry points.
 
-/// What gmon does with an executable: load it, read the runtime layout, symbolize, look up by name.
+/// What gmon does with an executable, part by part (so that a release gmon refuses,
+/// such as Go 1.16, still has its tables read): ELF, build info, pclntab, DWARF
+/// runtime layout, symbolization, lookup by name.
 func exerciseReader(_ bytes: [UInt8]) {
-    guard let exe = try? GoExecutable(path: "fuzz", bytes: bytes) else { return }
-    _ = try? exe.runtimeLayout()
-    let n = exe.pclntab.functionCount
+    guard let elf = try? ELFFile(ByteView(bytes)) else { return }
+    let info = try? BuildInfo(elf: elf)
+    if DWARFStructReader.hasDWARF(elf) { _ = try? RuntimeLayout.fromDWARF(elf) }
+    guard let tab = try? PCLNTab(elf: elf, goRelease: info?.release) else { return }
+    let n = tab.functionCount
     var i = 0
     while i < n {
-        if let e = try? exe.pclntab.entry(ofFunction: i) {
-            _ = try? exe.pclntab.frames(at: e &+ 3)
-            _ = try? exe.pclntab.topLevelInlinedCalls(ofFunction: i)
+        if let e = try? tab.entry(ofFunction: i) {
+            _ = try? tab.frames(at: e &+ 3)
+            _ = try? tab.topLevelInlinedCalls(ofFunction: i)
         }
         i += Swift.max(1, n / 64)
     }
-    _ = exe.pclntab.functionIndex(named: "runtime.newproc1")
+    _ = tab.functionIndex(named: "runtime.newproc1")
+    _ = RuntimeLayout.fromTable(release: info?.release)
 }

@@ -51,8 +51,8 @@ public final class LogWriter {
             buffer.append(contentsOf: r)
         } else {
             let site = site()
-            var siteFields: [(String, Value)] = [("function", .string(site.function)), ("created_by", .string(site.createdBy))]
-            for (i, f) in site.stack.enumerated() { siteFields.append(("stack.\(i)", .string(f))) }
+            var siteFields = [("function", site.function), ("created_by", site.createdBy)]
+            for (i, f) in site.stack.enumerated() { siteFields.append(("stack.\(i)", f)) }
             let r = rendered(siteFields)
             if let i = siteIndex { renderedSites[i] = r }
             buffer.append(contentsOf: r)
@@ -69,12 +69,12 @@ public final class LogWriter {
             buffer.append(contentsOf: keys.lifetime)
             appendSeconds(l)
         } else {
-            appendFields([("created", .string("before gmon attached"))])
+            appendFields([("created", "before gmon attached")])
         }
         if let i = siteIndex, let r = renderedExitSites[i] {
             buffer.append(contentsOf: r)
         } else if let s = site() {
-            let r = rendered([("function", .string(s.function)), ("created_by", .string(s.createdBy))])
+            let r = rendered([("function", s.function), ("created_by", s.createdBy)])
             if let i = siteIndex { renderedExitSites[i] = r }
             buffer.append(contentsOf: r)
         }
@@ -87,10 +87,6 @@ public final class LogWriter {
         field(keys.pid, UInt64(pid))
         field(keys.liveGoroutines, UInt64(liveGoroutines))
         endLine()
-    }
-
-    public enum Value {
-        case int(UInt64), string(String), seconds(UInt64)
     }
 
     /// Constant parts of lines in this writer's format, rendered once.
@@ -114,16 +110,9 @@ public final class LogWriter {
     }
 
     /// ` key=` or `,"key":`.
-    func renderedKey(_ key: String) -> [UInt8] {
-        rendering {
-            switch format {
-            case .logfmt: append(" \(key)=")
-            case .json: append(","); appendJSONString(key); append(":")
-            }
-        }
-    }
+    func renderedKey(_ key: String) -> [UInt8] { rendering { appendKey(key) } }
 
-    func rendered(_ fields: [(String, Value)]) -> [UInt8] { rendering { appendFields(fields) } }
+    func rendered(_ fields: [(String, String)]) -> [UInt8] { rendering { appendFields(fields) } }
 
     /// What `body` appends, taken out of the line buffer.
     private func rendering(_ body: () -> Void) -> [UInt8] {
@@ -154,17 +143,18 @@ public final class LogWriter {
         if buffer.count >= 1 << 15 { flush() }
     }
 
-    func appendFields(_ fields: [(String, Value)]) {
+    func appendKey(_ key: String) {
+        switch format {
+        case .logfmt: append(" \(key)=")
+        case .json: append(","); appendJSONString(key); append(":")
+        }
+    }
+
+    /// String fields (the per-site ones, rendered once per site).
+    func appendFields(_ fields: [(String, String)]) {
         for (k, v) in fields {
-            switch format {
-            case .logfmt: append(" \(k)=")
-            case .json: append(","); appendJSONString(k); append(":")
-            }
-            switch v {
-            case .int(let i): appendDecimal(i)
-            case .string(let s): format == .json ? appendJSONString(s) : appendLogfmtValue(s)
-            case .seconds(let ns): appendSeconds(ns)
-            }
+            appendKey(k)
+            format == .json ? appendJSONString(v) : appendLogfmtValue(v)
         }
     }
 

@@ -108,16 +108,13 @@ public struct ELFFile: Sendable {
         for s in sections where s.type == 4 /* SHT_RELA */ && s.entrySize == 24 {
             let n = s.size / 24
             relocs.reserveCapacity(relocs.count + n)
-            try data.bytes.withUnsafeBytes { raw in
-                for i in 0..<n {
-                    let o = s.offset + i * 24   // in the file: checked with the section above
-                    guard o + 24 <= raw.count else { throw GoBinaryError.outOfBounds("relocations", offset: o, length: 24) }
-                    let info = raw.loadUnaligned(fromByteOffset: o + 8, as: UInt64.self).littleEndian & 0xffff_ffff
-                    guard info == 8 /* R_X86_64_RELATIVE */ || info == 1027 /* R_AARCH64_RELATIVE */ else { continue }
-                    let a = raw.loadUnaligned(fromByteOffset: o, as: UInt64.self).littleEndian
-                    if let last = relocs.last, last.address >= a { sorted = false }
-                    relocs.append((a, raw.loadUnaligned(fromByteOffset: o + 16, as: UInt64.self).littleEndian))
-                }
+            for i in 0..<n {
+                let o = s.offset + i * 24
+                let info = try data.u64(o + 8) & 0xffff_ffff
+                guard info == 8 /* R_X86_64_RELATIVE */ || info == 1027 /* R_AARCH64_RELATIVE */ else { continue }
+                let a = try data.u64(o)
+                if let last = relocs.last, last.address >= a { sorted = false }
+                relocs.append((a, try data.u64(o + 16)))
             }
         }
         // Linkers emit them sorted; a hand-made file may not.

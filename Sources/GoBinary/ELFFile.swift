@@ -117,7 +117,7 @@ public struct ELFFile: Sendable {
                 relocs.append((a, try data.u64(o + 16)))
             }
         }
-        // Linkers emit them sorted; a hand-made file may not.
+        // Go's internal linker does not emit them in address order.
         if !sorted { relocs.sort { $0.address < $1.address } }
         relativeRelocations = relocs
     }

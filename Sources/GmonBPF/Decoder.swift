@@ -29,7 +29,7 @@ public final class EventDecoder {
             scratch.removeAll(keepingCapacity: true)
             for i in 0..<n { scratch.append(raw.loadUnaligned(fromByteOffset: stackOffset + 8 * i, as: UInt64.self)) }
             return .create(Creation(pid: h.tgid, goid: h.goid, parentGoid: fixed.parent_goid, timeNs: h.ktime_ns,
-                                    startPC: fixed.startpc, goPC: fixed.gopc, cgroupID: fixed.cgroup_id, stack: scratch,
+                                    startPC: fixed.startpc, goPC: fixed.gopc, stack: scratch,
                                     probeIP: fixed.probe_ip))
         case UInt32(GMON_EVENT_EXIT.rawValue):
             return .exit(pid: h.tgid, goid: h.goid, timeNs: h.ktime_ns)
@@ -40,14 +40,28 @@ public final class EventDecoder {
         }
     }
 
+    /// The offsets of runtime.g fields cannot be read as one window (see gmon_events.h).
+    public struct LayoutNotReadable: Error, CustomStringConvertible {
+        public let description: String
+    }
+
     /// The configuration block written into the program's .rodata before load.
-    public static func config(goid: Int, gopc: Int, startpc: Int, parentGoid: Int?, collectStack: Bool) -> [UInt8] {
+    public static func config(goid: Int, gopc: Int, startpc: Int, parentGoid: Int?, collectStack: Bool, ringBufferBytes: UInt32) throws -> [UInt8] {
+        let fields = [goid, gopc, startpc] + (parentGoid.map { [$0] } ?? [])
+        let low = fields.min()!, span = fields.max()! + 8 - low
+        guard fields.allSatisfy({ $0 >= 0 && $0 % 8 == 0 }), span <= Int(GMON_G_WINDOW) else {
+            throw LayoutNotReadable(description: "runtime.g offsets goid=\(goid) gopc=\(gopc) startpc=\(startpc)\(parentGoid.map { " parentGoid=\($0)" } ?? ""): each must be a multiple of 8 and all must lie within \(GMON_G_WINDOW) bytes; check the offset overrides")
+        }
         var c = gmon_config()
-        c.goid_offset = UInt64(goid)
-        c.gopc_offset = UInt64(gopc)
-        c.startpc_offset = UInt64(startpc)
-        c.parent_goid_offset = UInt64(parentGoid ?? 0)
+        c.g_offset = UInt64(low)
+        c.g_len = UInt32(span)
+        c.goid_at = UInt32(goid - low)
+        c.gopc_at = UInt32(gopc - low)
+        c.startpc_at = UInt32(startpc - low)
+        c.parent_goid_at = UInt32((parentGoid ?? low) - low)
+        c.has_parent_goid = parentGoid == nil ? 0 : 1
         c.collect_stack = collectStack ? 1 : 0
+        c.wakeup_bytes = UInt64(ringBufferBytes / 4)
         return withUnsafeBytes(of: &c) { Array($0) }
     }
 }

@@ -34,12 +34,34 @@ public final class LogWriter {
         clock_gettime(CLOCK_MONOTONIC, &mono)
         wallOffsetNs = (Int64(rt.tv_sec) - Int64(mono.tv_sec)) * 1_000_000_000 + Int64(rt.tv_nsec) - Int64(mono.tv_nsec)
         buffer.reserveCapacity(1 << 16)
+        heads = Heads(created: [], exited: [], processExited: [])
+        keys = Keys(pid: [], goroutineID: [], parentGoroutineID: [], lifetime: [], liveGoroutines: [])
+        heads = Heads(created: renderedHead(.info, "goroutine is created"),
+                      exited: renderedHead(.debug, "goroutine is exited"),
+                      processExited: renderedHead(.info, "process exited"))
+        keys = Keys(pid: renderedKey("pid"), goroutineID: renderedKey("goroutine_id"),
+                    parentGoroutineID: renderedKey("parent_goroutine_id"),
+                    lifetime: renderedKey("lifetime_seconds"), liveGoroutines: renderedKey("live_goroutines"))
     }
 
     /// The site's fields rendered once per site (they repeat on every line of that site):
     /// everything but the time and the ids is bytes copied from here.
-    private var renderedSites: [Int32: [UInt8]] = [:]
-    private var renderedExitSites: [Int32: [UInt8]] = [:]
+    /// Indexed by site index (empty: not rendered yet); an Array, not a Dictionary, so a
+    /// line costs no hashing.
+    private var renderedSites: [[UInt8]] = []
+    private var renderedExitSites: [[UInt8]] = []
+
+    private func cached(_ table: [[UInt8]], _ i: Int32?) -> Bool {
+        guard let i, Int(i) < table.count, !table[Int(i)].isEmpty else { return false }
+        buffer.append(contentsOf: table[Int(i)])
+        return true
+    }
+
+    private func remember(_ r: [UInt8], _ i: Int32?, in table: inout [[UInt8]]) {
+        guard let i, i >= 0 else { return }
+        if table.count <= Int(i) { table.append(contentsOf: repeatElement([], count: Int(i) + 1 - table.count)) }
+        table[Int(i)] = r
+    }
 
     public func created(_ c: Creation, site: @autoclosure () -> CreationSite, siteIndex: Int32? = nil) {
         guard level <= .info, !broken else { return }
@@ -47,14 +69,12 @@ public final class LogWriter {
         field(keys.pid, UInt64(c.pid))
         field(keys.goroutineID, c.goid)
         if c.parentGoid != 0 { field(keys.parentGoroutineID, c.parentGoid) }
-        if let i = siteIndex, let r = renderedSites[i] {
-            buffer.append(contentsOf: r)
-        } else {
+        if !cached(renderedSites, siteIndex) {
             let site = site()
             var siteFields = [("function", site.function), ("created_by", site.createdBy)]
             for (i, f) in site.stack.enumerated() { siteFields.append(("stack.\(i)", f)) }
             let r = rendered(siteFields)
-            if let i = siteIndex { renderedSites[i] = r }
+            remember(r, siteIndex, in: &renderedSites)
             buffer.append(contentsOf: r)
         }
         endLine()
@@ -71,11 +91,9 @@ public final class LogWriter {
         } else {
             appendFields([("created", "before gmon attached")])
         }
-        if let i = siteIndex, let r = renderedExitSites[i] {
-            buffer.append(contentsOf: r)
-        } else if let s = site() {
+        if !cached(renderedExitSites, siteIndex), let s = site() {
             let r = rendered([("function", s.function), ("created_by", s.createdBy)])
-            if let i = siteIndex { renderedExitSites[i] = r }
+            remember(r, siteIndex, in: &renderedExitSites)
             buffer.append(contentsOf: r)
         }
         endLine()
@@ -92,12 +110,9 @@ public final class LogWriter {
     /// Constant parts of lines in this writer's format, rendered once.
     struct Heads { var created: [UInt8], exited: [UInt8], processExited: [UInt8] }
     struct Keys { var pid: [UInt8], goroutineID: [UInt8], parentGoroutineID: [UInt8], lifetime: [UInt8], liveGoroutines: [UInt8] }
-    private lazy var heads: Heads = Heads(created: renderedHead(.info, "goroutine is created"),
-                                          exited: renderedHead(.debug, "goroutine is exited"),
-                                          processExited: renderedHead(.info, "process exited"))
-    private lazy var keys: Keys = Keys(pid: renderedKey("pid"), goroutineID: renderedKey("goroutine_id"),
-                                       parentGoroutineID: renderedKey("parent_goroutine_id"),
-                                       lifetime: renderedKey("lifetime_seconds"), liveGoroutines: renderedKey("live_goroutines"))
+    // Rendered in init (stored, not lazy: a lazy getter per field read cost retains).
+    private var heads: Heads
+    private var keys: Keys
 
     /// What follows the timestamp: ` level=INFO msg="…"` or `","level":"INFO","msg":"…"`.
     func renderedHead(_ level: Level, _ msg: String) -> [UInt8] {

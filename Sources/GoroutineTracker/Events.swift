@@ -16,16 +16,15 @@ public struct Creation: Sendable, Equatable {
     public var startPC: UInt64
     /// PC of the go statement (g.gopc): a return address after the CALL runtime.newproc.
     public var goPC: UInt64
-    public var cgroupID: UInt64
     /// The creator's user stack, innermost first (first entry: the probe's IP).
     public var stack: [UInt64]
     /// Where the probe fired (run-time address); 0 when unknown.
     public var probeIP: UInt64
 
-    public init(pid: UInt32, goid: UInt64, parentGoid: UInt64, timeNs: UInt64, startPC: UInt64, goPC: UInt64, cgroupID: UInt64,
+    public init(pid: UInt32, goid: UInt64, parentGoid: UInt64, timeNs: UInt64, startPC: UInt64, goPC: UInt64,
                 stack: [UInt64], probeIP: UInt64 = 0) {
         self.pid = pid; self.goid = goid; self.parentGoid = parentGoid; self.timeNs = timeNs
-        self.startPC = startPC; self.goPC = goPC; self.cgroupID = cgroupID; self.stack = stack; self.probeIP = probeIP
+        self.startPC = startPC; self.goPC = goPC; self.stack = stack; self.probeIP = probeIP
     }
 }
 

@@ -105,6 +105,13 @@ public final class BPFObject: @unchecked Sendable {
         bpf_program__set_autoload(p, on)
     }
 
+    /// Sets a map's size before load (for a ring buffer: its bytes, a power of two ≥ the page size).
+    public func setMaxEntries(map name: String, _ entries: UInt32) throws {
+        guard let m = bpf_object__find_map_by_name(obj, name) else { throw fail("finding BPF map \(name)", ENOENT) }
+        let rc = bpf_map__set_max_entries(m, entries)
+        if rc != 0 { throw fail("sizing BPF map \(name)", rc) }
+    }
+
     public func load() throws {
         let rc = bpf_object__load(obj)
         if rc != 0 { throw fail("loading the BPF programs into the kernel", rc) }

@@ -46,6 +46,10 @@ struct Watch: ParsableCommand {
     @Option(name: .customLong("max-sites"), help: "At most this many creation sites get their own series; the rest share created_by=\"other\".")
     var maxSites: Int = 1000
 
+    @Option(name: .customLong("ring-buffer-mb"),
+            help: "Size of the kernel-to-gmon ring buffer in MiB (a power of two). Larger absorbs longer bursts; it is counted twice in gmon's RSS.")
+    var ringBufferMB: Int = 8
+
     @Flag(name: .customLong("no-stacks"), help: "Do not collect creator stacks (cheapest; stack labels stay empty).")
     var noStacks = false
 
@@ -57,6 +61,9 @@ struct Watch: ParsableCommand {
 
     @Flag(name: .customLong("deliver-only"), help: .hidden)   // benchmarks: an empty record per hit, counted and dropped
     var deliverOnly = false
+
+    @Flag(name: .customLong("drop-in-user-space"), help: .hidden)   // benchmarks: gmon's BPF programs, records counted and dropped
+    var dropInUserSpace = false
 
     // Tests: pause this long between loading the BPF programs and attaching the uprobes,
     // to signal gmon or end the watched process exactly during attach.
@@ -77,6 +84,9 @@ struct Watch: ParsableCommand {
         if let p = pid, p <= 0 { throw ValidationError("--pid \(p) is not a process id") }
         if let p = metricsPort, !(0...65535).contains(p) { throw ValidationError("--metrics-port \(p) is not a port number (0–65535)") }
         if !(1...1_000_000).contains(maxSites) { throw ValidationError("--max-sites must be between 1 and 1000000") }
+        if !(1...1024).contains(ringBufferMB) || ringBufferMB & (ringBufferMB - 1) != 0 {
+            throw ValidationError("--ring-buffer-mb \(ringBufferMB): use a power of two from 1 to 1024")
+        }
     }
 
     func run() throws {
@@ -103,6 +113,7 @@ struct Watch: ParsableCommand {
         let session: BPFSession
         do {
             session = try BPFSession(exe: exe, layout: layout, plan: plan, pid: pid, collectStacks: !noStacks,
+                                     ringBufferBytes: UInt32(ringBufferMB) << 20,
                                      probes: countOnly ? .countOnly : deliverOnly ? .deliverOnly : .gmon,
                                      pauseBeforeUprobesMs: attachPauseMs)
         } catch is BPFSession.Interrupted {
@@ -120,23 +131,26 @@ struct Watch: ParsableCommand {
         // The per-event path. Sites are passed as autoclosures: the exporters render a
         // site once and then only need its index.
         var delivered: UInt64 = 0
+        // Read once: a property-wrapped flag read per event instantiates generic metadata (perf).
+        let dropEveryRecord = deliverOnly || dropInUserSpace
+        let metricsOn = server != nil   // --no-metrics: nothing would read them
         let ring = try RingBuffer(map: session.events) { raw in
-            if deliverOnly { delivered += 1; return }
+            if dropEveryRecord { delivered += 1; return }
             guard let event = decoder.decode(raw) else { undecodable += 1; return }
             switch tracker.handle(event) {
             case .created(let s):
-                metrics.created(site: s, tracker.sites[Int(s)].site)
+                if metricsOn { metrics.created(site: s, tracker.sites[Int(s)].site) }
                 if case .create(let c) = event { log.created(c, site: tracker.sites[Int(s)].site, siteIndex: s) }
             case .exited(let s, let lifetime):
-                metrics.exited(site: s, tracker.sites[Int(s)].site, lifetimeNs: lifetime)
+                if metricsOn { metrics.exited(site: s, tracker.sites[Int(s)].site, lifetimeNs: lifetime) }
                 if case .exit(let p, let g, let t) = event {
                     log.exited(pid: p, goid: g, timeNs: t, lifetimeNs: lifetime, site: tracker.sites[Int(s)].site, siteIndex: s)
                 }
             case .unpairedExit:
-                metrics.unpairedExit()
+                if metricsOn { metrics.unpairedExit() }
                 if case .exit(let p, let g, let t) = event { log.exited(pid: p, goid: g, timeNs: t, lifetimeNs: nil, site: nil) }
             case .processEnded(let p, let closed):
-                metrics.processEnded(tracker: tracker, closedPerSite: closed)
+                if metricsOn { metrics.processEnded(tracker: tracker, closedPerSite: closed) }
                 if case .processExit(_, let t) = event { log.processExited(pid: p, timeNs: t, liveGoroutines: closed.values.reduce(0, +)) }
             }
         }
@@ -153,6 +167,7 @@ struct Watch: ParsableCommand {
             try ring.poll(timeoutMs: 20)
             try ring.consume()
             log.flush()
+            metrics.publish()
             if Date().timeIntervalSince(lastRefresh) >= 1 {
                 metrics.refresh(tracker: tracker, nowNs: monotonicNow(), losses: session.losses(undecodable: undecodable).byReason)
                 lastRefresh = Date()
@@ -174,9 +189,10 @@ struct Watch: ParsableCommand {
         session.detach()
         try ring.consume()
         log.flush()
+        metrics.publish()
         let c = session.counters()
         FileHandle.standardErrorLine(Summary.render(tracker: tracker, losses: session.losses(undecodable: undecodable, counters: c)))
-        if deliverOnly { FileHandle.standardErrorLine("gmon: deliver-only: records \(delivered)") }
+        if dropEveryRecord { FileHandle.standardErrorLine("gmon: records delivered and dropped: \(delivered)") }
         if countOnly {
             FileHandle.standardErrorLine("gmon: count-only: creations \(c[Int(GMON_COUNT_ONLY_CREATE.rawValue)]) exits \(c[Int(GMON_COUNT_ONLY_EXIT.rawValue)])")
         }
@@ -248,13 +264,15 @@ final class BPFSession {
     let countersMap: BPFMap
 
     init(exe: GoExecutable, layout: RuntimeLayout, plan: AttachPlan, pid: Int32?, collectStacks: Bool,
-         probes: Probes = .gmon, pauseBeforeUprobesMs: Int = 0) throws {
+         ringBufferBytes: UInt32, probes: Probes = .gmon, pauseBeforeUprobesMs: Int = 0) throws {
         do {
             let object = try BPFObject(image: GmonBPF.object, name: "gmon")
             self.object = object
-            let cfg = EventDecoder.config(goid: layout.goid, gopc: layout.gopc, startpc: layout.startpc,
-                                          parentGoid: layout.parentGoid, collectStack: collectStacks)
+            let cfg = try EventDecoder.config(goid: layout.goid, gopc: layout.gopc, startpc: layout.startpc,
+                                          parentGoid: layout.parentGoid, collectStack: collectStacks,
+                                              ringBufferBytes: ringBufferBytes)
             try cfg.withUnsafeBytes { try object.setReadOnlyData($0) }
+            try object.setMaxEntries(map: GmonBPF.MapName.events, ringBufferBytes)
             typealias P = GmonBPF.ProgramName
             let createProgram, exitProgram: String
             switch probes {
@@ -284,6 +302,8 @@ final class BPFSession {
             if let p = pid, processIsGone(p) {
                 throw CLIError("process \(p) exited while gmon was attaching to it: nothing to watch (nothing is left attached)")
             }
+            throw CLIError(e.description)
+        } catch let e as EventDecoder.LayoutNotReadable {
             throw CLIError(e.description)
         }
     }

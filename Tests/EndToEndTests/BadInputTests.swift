@@ -103,6 +103,11 @@ extension EndToEnd {
             // With the overrides it is accepted (and inspect shows they were used).
             let ok = try run(GmonProcess.executable, ["inspect", future, "--goid-offset", "152", "--gopc-offset", "280", "--startpc-offset", "296"])
             #expect(ok.contains("(from override)"))
+            // The BPF program reads runtime.g in one window: offsets that cannot be read so are named.
+            Self.expectClearError(try Self.gmon(["--path", future, "--goid-offset", "152", "--gopc-offset", "2800", "--startpc-offset", "296"]),
+                                  "must lie within 256 bytes")
+            Self.expectClearError(try Self.gmon(["--path", future, "--goid-offset", "153", "--gopc-offset", "280", "--startpc-offset", "296"]),
+                                  "multiple of 8")
         }
 
         @Test func badPids() throws {
@@ -122,6 +127,7 @@ extension EndToEnd {
             Self.expectClearError(try Self.gmon(["--path", path, "--metrics-address", "nonsense"]), "is not HOST:PORT")
             Self.expectClearError(try Self.gmon(["--path", path, "--metrics-address", "127.0.0.1:99999"]), "not a port number")
             Self.expectClearError(try Self.gmon(["--path", path, "--max-sites", "0"]), "--max-sites")
+            Self.expectClearError(try Self.gmon(["--path", path, "--ring-buffer-mb", "3"]), "--ring-buffer-mb 3: use a power of two")
             Self.expectClearError(try Self.gmon(["--path", path, "--duration", "-1"]), "--duration")
             Self.expectClearError(try Self.gmon(["--path", path, "--log-level", "loud"]), "--log-level")
             Self.expectClearError(try Self.gmon([]), "--path")

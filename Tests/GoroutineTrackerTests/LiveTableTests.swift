@@ -9,7 +9,7 @@ import Testing
     @Test(arguments: ["dense", "sparse", "colliding"])
     func agreesWithADictionary(_ pattern: String) {
         var rng = Rng(s: 0x9e37_79b9_7f4a_7c15)
-        var table = LiveTable()
+        let table = LiveTable()
         var truth: [UInt64: (UInt64, Int32)] = [:]
         var next: UInt64 = 1
         func goid() -> UInt64 {
@@ -52,7 +52,7 @@ import Testing
 
     /// 0 and UInt64.max (what a failed or garbage read gives) are goids like any other.
     @Test func extremeGoids() {
-        var t = LiveTable()
+        let t = LiveTable()
         let a = t.insert(goid: 0, createdNs: 1, site: 1)
         let b = t.insert(goid: .max, createdNs: 2, site: 2)
         let c = t.insert(goid: .max, createdNs: 3, site: 3)

@@ -14,7 +14,7 @@ final class FakeResolver: SiteResolver {
 }
 
 func create(_ pid: UInt32, _ goid: UInt64, at t: UInt64, start: UInt64 = 1, go: UInt64 = 2, stack: [UInt64] = [9]) -> Event {
-    .create(Creation(pid: pid, goid: goid, parentGoid: 1, timeNs: t, startPC: start, goPC: go, cgroupID: 0, stack: stack))
+    .create(Creation(pid: pid, goid: goid, parentGoid: 1, timeNs: t, startPC: start, goPC: go, stack: stack))
 }
 
 @Suite struct TrackerTests {

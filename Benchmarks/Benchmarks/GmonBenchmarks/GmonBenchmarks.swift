@@ -51,7 +51,7 @@ let benchmarks: @Sendable () -> Void = {
             for i in 0..<100_000 {
                 goid += 1
                 t.handle(.create(Creation(pid: 1, goid: goid, parentGoid: 1, timeNs: goid, startPC: UInt64(i % 100),
-                                          goPC: 7, cgroupID: 0, stack: stack)))
+                                          goPC: 7, stack: stack)))
                 t.handle(.exit(pid: 1, goid: goid, timeNs: goid + 1000))
             }
         }

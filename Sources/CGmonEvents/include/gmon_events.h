@@ -16,6 +16,14 @@ typedef uint64_t gmon_u64;
 
 #define GMON_MAX_STACK 64
 
+// runtime.g is read in one piece: its fields gmon needs lie within this many bytes
+// (168 at most in Go 1.17–1.27). One read costs less than one per field.
+#define GMON_G_WINDOW 256
+
+// The creator's frames are read this many bytes at a time: most of a stack's frame
+// records fall in one or two reads instead of one read each.
+#define GMON_STACK_WINDOW 512
+
 enum gmon_event_type {
     GMON_EVENT_CREATE = 1,
     GMON_EVENT_EXIT = 2,
@@ -28,7 +36,7 @@ enum gmon_counter {
     GMON_LOST_EXIT_RINGBUF = 1,     // ring buffer full: an exit was dropped
     GMON_LOST_PROC_RINGBUF = 2,     // ring buffer full: a process exit was dropped
     GMON_FAILED_READ = 3,           // bpf_probe_read_user of runtime.g failed
-    GMON_FAILED_STACK = 4,          // bpf_get_stack failed (event sent without stack)
+    GMON_FAILED_STACK = 4,          // a frame could not be read (event sent with the stack so far)
     GMON_TGID_MAP_FULL = 5,         // too many traced processes to track exits
     GMON_COUNT_ONLY_CREATE = 6,     // benchmarks: creations seen by the count-only programs
     GMON_COUNT_ONLY_EXIT = 7,       // benchmarks: exits seen by the count-only programs
@@ -36,13 +44,19 @@ enum gmon_counter {
 };
 
 // Read-only configuration, set by gmon before load (.rodata).
+// runtime.g is read as one window starting at g_offset; the fields are 8-byte
+// aligned offsets within it.
 struct gmon_config {
-    gmon_u64 goid_offset;
-    gmon_u64 gopc_offset;
-    gmon_u64 startpc_offset;
-    gmon_u64 parent_goid_offset;   // 0: the release has no parentGoid
+    gmon_u64 g_offset;             // offset in runtime.g of the window (the lowest field)
+    gmon_u32 g_len;                // window length, at most GMON_G_WINDOW
+    gmon_u32 goid_at;
+    gmon_u32 gopc_at;
+    gmon_u32 startpc_at;
+    gmon_u32 parent_goid_at;
+    gmon_u32 has_parent_goid;      // 0: the release has no parentGoid
     gmon_u32 collect_stack;        // 0: no creator stacks (cheapest)
     gmon_u32 _pad;
+    gmon_u64 wakeup_bytes;         // wake gmon once this much is waiting in the ring
 };
 
 struct gmon_event_header {
@@ -59,7 +73,6 @@ struct gmon_create_event {
     gmon_u64 parent_goid;       // the creating goroutine (R14's goid at the probe)
     gmon_u64 startpc;
     gmon_u64 gopc;
-    gmon_u64 cgroup_id;
     gmon_u64 probe_ip;          // where the probe fired: minus the site's link-time address, the load bias
     gmon_u32 stack_len;         // number of valid entries in stack
     gmon_u32 _pad2;

@@ -16,7 +16,7 @@ const volatile struct gmon_config gmon_cfg = {};
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
-    __uint(max_entries, 16 << 20);
+    __uint(max_entries, 8 << 20);   // gmon sets the size before load (--ring-buffer-mb)
 } gmon_events SEC(".maps");
 
 struct {
@@ -34,20 +34,44 @@ struct {
     __type(value, __u8);
 } gmon_tgids SEC(".maps");
 
-// Scratch space for a creation event with its stack (too big for the BPF stack).
+// Scratch space for a creation event with its stack, and for the windows it is read
+// through (too big for the BPF stack).
+struct gmon_scratch {
+    struct gmon_create_event e;
+    __u64 g[GMON_G_WINDOW / 8];
+    __u64 frames[GMON_STACK_WINDOW / 8];
+};
+
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, 1);
     __type(key, __u32);
-    __type(value, struct gmon_create_event);
+    __type(value, struct gmon_scratch);
 } gmon_scratch SEC(".maps");
 
-// Waking the reader for every event costs more than the event itself: wake it
-// only once this much is waiting (gmon also drains the ring every 20 ms).
-#define GMON_WAKEUP_BYTES (1 << 20)
+// The last process each CPU remembered in gmon_tgids, and the number of process exits
+// at the time: a hash lookup per event costs more than this check, and a pid reused
+// after an exit does not match the newer exit count.
+struct gmon_tgid_cache { __u32 tgid; __u32 _pad; __u64 exits; };
 
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct gmon_tgid_cache);
+} gmon_tgid_cache SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} gmon_process_exits SEC(".maps");
+
+// Waking the reader for every event costs more than the event itself: wake it
+// only once a quarter of the ring is waiting (gmon also drains the ring every 20 ms).
 static __always_inline __u64 wakeup_flag(void) {
-    return bpf_ringbuf_query(&gmon_events, BPF_RB_AVAIL_DATA) >= GMON_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+    return bpf_ringbuf_query(&gmon_events, BPF_RB_AVAIL_DATA) >= gmon_cfg.wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void count(__u32 idx) {
@@ -57,11 +81,23 @@ static __always_inline void count(__u32 idx) {
 }
 
 static __always_inline void remember_tgid(__u32 tgid) {
-    if (bpf_map_lookup_elem(&gmon_tgids, &tgid))
+    __u32 zero = 0;
+    struct gmon_tgid_cache *c = bpf_map_lookup_elem(&gmon_tgid_cache, &zero);
+    __u64 *exits = bpf_map_lookup_elem(&gmon_process_exits, &zero);
+    if (!c || !exits)
         return;
-    __u8 one = 1;
-    if (bpf_map_update_elem(&gmon_tgids, &tgid, &one, BPF_NOEXIST) == -7 /* E2BIG: map full */)
-        count(GMON_TGID_MAP_FULL);
+    __u64 now = *exits;
+    if (c->tgid == tgid && c->exits == now)
+        return;
+    if (!bpf_map_lookup_elem(&gmon_tgids, &tgid)) {
+        __u8 one = 1;
+        if (bpf_map_update_elem(&gmon_tgids, &tgid, &one, BPF_NOEXIST) == -7 /* E2BIG: map full */) {
+            count(GMON_TGID_MAP_FULL);
+            return;
+        }
+    }
+    c->tgid = tgid;
+    c->exits = now;
 }
 
 static __always_inline void fill_header(struct gmon_event_header *h, __u32 type, __u64 pid_tgid, __u64 goid) {
@@ -85,46 +121,73 @@ static __always_inline int read_u64(__u64 *dst, __u64 g, __u64 off) {
 // The creator's stack by Go's frame pointers: the probe's IP, then each frame's return
 // address. bpf_get_stack walks the same chain but reads one frame past its end (the
 // outermost frame pointer is 0), and that fault costs the watched thread ~0.6 µs per
-// creation (measured with perf); stopping at 0 costs nothing.
+// creation (measured with perf); stopping at 0 costs nothing. Frame records are read
+// GMON_STACK_WINDOW bytes at a time: each read has a fixed cost larger than copying
+// a few hundred bytes.
 struct gmon_frame { __u64 next; __u64 ret; };
 
-static __always_inline __u32 walk_frames(struct gmon_pt_regs *ctx, __u64 *stack) {
-    stack[0] = ctx->ip;
+static __always_inline __u32 walk_frames(__u64 ip, __u64 fp, __u64 *stack, __u64 *win) {
+    stack[0] = ip;
     __u32 n = 1;
-    __u64 fp = ctx->bp;
-    struct gmon_frame f;
+    __u64 base = 0, end = 0;
     for (int i = 1; i < GMON_MAX_STACK; i++) {
-        if (fp == 0)
+        if (fp == 0 || (fp & 7))   // the outermost frame, or not a frame pointer
             break;
-        if (bpf_probe_read_user(&f, sizeof(f), (void *)fp) != 0) {
-            count(GMON_FAILED_STACK);   // a broken chain: the stack so far is sent
-            break;
+        if (fp < base || fp + 16 > end) {
+            // A window may run past the end of the stack's mapping: then read the one record.
+            __u32 len = GMON_STACK_WINDOW;
+            if (bpf_probe_read_user(win, GMON_STACK_WINDOW, (void *)fp) != 0) {
+                len = 16;
+                if (bpf_probe_read_user(win, 16, (void *)fp) != 0) {
+                    count(GMON_FAILED_STACK);   // a broken chain: the stack so far is sent
+                    break;
+                }
+            }
+            base = fp;
+            end = fp + len;
         }
-        stack[i] = f.ret;
+        __u64 off = fp - base;
+        if (off > GMON_STACK_WINDOW - 16)   // cannot happen (fp + 16 <= end); tells the verifier
+            break;
+        struct gmon_frame *f = (void *)win + off;
+        stack[i] = f->ret;
         n = i + 1;
-        fp = f.next;
+        fp = f->next;
     }
     return n;
 }
 
+static __always_inline __u64 g_field(const __u64 *w, __u32 at) {
+    return w[(at / 8) & (GMON_G_WINDOW / 8 - 1)];
+}
+
 static __always_inline int on_create(struct gmon_pt_regs *ctx, __u64 g) {
+    // Registers are read first: the verifier refuses context reads through a pointer
+    // clang has moved, which it does when these loads sink into the loop.
+    __u64 ip = ctx->ip, bp = ctx->bp;
+    asm volatile("" : "+r"(ip), "+r"(bp));
     __u32 zero = 0;
-    struct gmon_create_event *e = bpf_map_lookup_elem(&gmon_scratch, &zero);
-    if (!e)
+    struct gmon_scratch *s = bpf_map_lookup_elem(&gmon_scratch, &zero);
+    if (!s)
         return 0;
+    struct gmon_create_event *e = &s->e;
     fill_header(&e->h, GMON_EVENT_CREATE, bpf_get_current_pid_tgid(), 0);
-    read_u64(&e->h.goid, g, gmon_cfg.goid_offset);
-    read_u64(&e->startpc, g, gmon_cfg.startpc_offset);
-    read_u64(&e->gopc, g, gmon_cfg.gopc_offset);
-    e->parent_goid = 0;
-    if (gmon_cfg.parent_goid_offset)
-        read_u64(&e->parent_goid, g, gmon_cfg.parent_goid_offset);
-    e->cgroup_id = bpf_get_current_cgroup_id();
-    e->probe_ip = ctx->ip;
+    __u32 len = gmon_cfg.g_len;
+    if (len > GMON_G_WINDOW)
+        len = GMON_G_WINDOW;
+    if (bpf_probe_read_user(s->g, len, (void *)(g + gmon_cfg.g_offset)) != 0) {
+        count(GMON_FAILED_READ);
+        __builtin_memset(s->g, 0, sizeof(s->g));
+    }
+    e->h.goid = g_field(s->g, gmon_cfg.goid_at);
+    e->startpc = g_field(s->g, gmon_cfg.startpc_at);
+    e->gopc = g_field(s->g, gmon_cfg.gopc_at);
+    e->parent_goid = gmon_cfg.has_parent_goid ? g_field(s->g, gmon_cfg.parent_goid_at) : 0;
+    e->probe_ip = ip;
     e->stack_len = 0;
     e->_pad2 = 0;
     if (gmon_cfg.collect_stack)
-        e->stack_len = walk_frames(ctx, e->stack);
+        e->stack_len = walk_frames(ip, bp, e->stack, s->frames);
     __u64 size = sizeof(*e) - sizeof(e->stack) + (__u64)(e->stack_len & (GMON_MAX_STACK * 2 - 1)) * 8;
     if (size > sizeof(*e))
         size = sizeof(*e);
@@ -151,7 +214,7 @@ int gmon_exit(struct gmon_pt_regs *ctx) {
     }
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     fill_header(&e->h, GMON_EVENT_EXIT, pid_tgid, 0);
-    read_u64(&e->h.goid, ctx->r14, gmon_cfg.goid_offset);
+    read_u64(&e->h.goid, ctx->r14, gmon_cfg.g_offset + gmon_cfg.goid_at);
     bpf_ringbuf_submit(e, wakeup_flag());
     remember_tgid(pid_tgid >> 32);
     return 0;
@@ -166,6 +229,10 @@ int gmon_process_exit(void *ctx) {
     if ((__u32)pid_tgid != tgid || !bpf_map_lookup_elem(&gmon_tgids, &tgid))
         return 0;
     bpf_map_delete_elem(&gmon_tgids, &tgid);
+    __u32 zero = 0;
+    __u64 *exits = bpf_map_lookup_elem(&gmon_process_exits, &zero);
+    if (exits)
+        __sync_fetch_and_add(exits, 1);
     struct gmon_exit_event *e = bpf_ringbuf_reserve(&gmon_events, sizeof(*e), 0);
     if (!e) {
         count(GMON_LOST_PROC_RINGBUF);

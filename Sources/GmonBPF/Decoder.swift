@@ -11,6 +11,11 @@ public final class EventDecoder {
 
     static let stackOffset = MemoryLayout<gmon_create_event>.offset(of: \gmon_create_event.stack)!
     static let headerSize = MemoryLayout<gmon_event_header>.size
+    static let stackLenOffset = MemoryLayout<gmon_create_event>.offset(of: \gmon_create_event.stack_len)!
+    static let parentGoidOffset = MemoryLayout<gmon_create_event>.offset(of: \gmon_create_event.parent_goid)!
+    static let startPCOffset = MemoryLayout<gmon_create_event>.offset(of: \gmon_create_event.startpc)!
+    static let goPCOffset = MemoryLayout<gmon_create_event>.offset(of: \gmon_create_event.gopc)!
+    static let probeIPOffset = MemoryLayout<gmon_create_event>.offset(of: \gmon_create_event.probe_ip)!
 
     /// nil for a record too short for its type (never produced by gmon's program; counted by the caller).
     public func decode(_ raw: UnsafeRawBufferPointer) -> Event? {
@@ -20,17 +25,16 @@ public final class EventDecoder {
         case UInt32(GMON_EVENT_CREATE.rawValue):
             let stackOffset = Self.stackOffset
             guard raw.count >= stackOffset else { return nil }
-            var fixed = gmon_create_event()
-            withUnsafeMutableBytes(of: &fixed) { dst in
-                dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<stackOffset]))
-            }
-            var n = min(Int(fixed.stack_len), (raw.count - stackOffset) / 8, Int(GMON_MAX_STACK))
+            // Fields one by one: a whole gmon_create_event on the stack is 600 zeroed bytes per event.
+            func u64(_ offset: Int) -> UInt64 { raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
+            let stackLen = raw.loadUnaligned(fromByteOffset: Self.stackLenOffset, as: UInt32.self)
+            var n = min(Int(stackLen), (raw.count - stackOffset) / 8, Int(GMON_MAX_STACK))
             while n > 0 && raw.loadUnaligned(fromByteOffset: stackOffset + 8 * (n - 1), as: UInt64.self) == 0 { n -= 1 }
             scratch.removeAll(keepingCapacity: true)
             for i in 0..<n { scratch.append(raw.loadUnaligned(fromByteOffset: stackOffset + 8 * i, as: UInt64.self)) }
-            return .create(Creation(pid: h.tgid, goid: h.goid, parentGoid: fixed.parent_goid, timeNs: h.ktime_ns,
-                                    startPC: fixed.startpc, goPC: fixed.gopc, stack: scratch,
-                                    probeIP: fixed.probe_ip))
+            return .create(Creation(pid: h.tgid, goid: h.goid, parentGoid: u64(Self.parentGoidOffset), timeNs: h.ktime_ns,
+                                    startPC: u64(Self.startPCOffset), goPC: u64(Self.goPCOffset), stack: scratch,
+                                    probeIP: u64(Self.probeIPOffset)))
         case UInt32(GMON_EVENT_EXIT.rawValue):
             return .exit(pid: h.tgid, goid: h.goid, timeNs: h.ktime_ns)
         case UInt32(GMON_EVENT_PROCESS_EXIT.rawValue):

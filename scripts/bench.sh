@@ -67,19 +67,23 @@ if [ $TINY = 0 ] && command -v wrk >/dev/null; then
   kill $DPID; wait $DPID 2>/dev/null || true
 fi
 
-# 3. gmon's memory with many live goroutines.
-start_gmon "$FIX" --no-stacks --log-level warn --metrics-address 127.0.0.1:0
-exec 7> >("$FIX" -wait-stdin -a 0 -b 0 -c "$LIVE" >"$W/live.out")
-echo >&7
-for _ in $(seq 600); do grep -q done "$W/live.out" 2>/dev/null && break; sleep 0.1; done
-sleep 1.5
-# RSS in parts: anonymous (gmon's own heap) and file-backed, which counts the BPF ring
-# buffer twice (libbpf maps its data pages twice) and the shared libraries.
-rss=$(awk '/VmRSS/ {print $2}' /proc/$GPID/status)
-anon=$(awk '/RssAnon/ {print $2}' /proc/$GPID/status); file=$(awk '/RssFile/ {print $2}' /proc/$GPID/status)
-echo "live $LIVE $rss $anon $file" >>"$W/samples"
-echo >&7; exec 7>&-
-sleep 0.5; stop_gmon
+# 3. gmon's memory with many live goroutines: as shipped (8 MB ring buffer) and with
+# the smallest ring buffer (--ring-buffer-mb 1).
+for ring in 8 1; do
+  start_gmon "$FIX" --no-stacks --log-level warn --metrics-address 127.0.0.1:0 --ring-buffer-mb $ring
+  exec 7> >("$FIX" -wait-stdin -a 0 -b 0 -c "$LIVE" >"$W/live.out")
+  echo >&7
+  for _ in $(seq 600); do grep -q done "$W/live.out" 2>/dev/null && break; sleep 0.1; done
+  sleep 1.5
+  # RSS in parts: anonymous (gmon's own heap) and file-backed, which counts the BPF ring
+  # buffer twice (libbpf maps its data pages twice) and the shared libraries.
+  rss=$(awk '/VmRSS/ {print $2}' /proc/$GPID/status)
+  anon=$(awk '/RssAnon/ {print $2}' /proc/$GPID/status); file=$(awk '/RssFile/ {print $2}' /proc/$GPID/status)
+  echo "live $LIVE $rss $anon $file $ring" >>"$W/samples"
+  echo >&7; exec 7>&-
+  sleep 0.5; stop_gmon
+  rm -f "$W/live.out"
+done
 
 # 4. Start-up on the largest Go binary at hand.
 for _ in 1 2 3; do
@@ -90,13 +94,13 @@ done
 python3 - "$W/samples" "$OUT/results.json" "$N" <<'EOF'
 import json, statistics, sys
 samples, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-ns, cost, wrk, live, startup = {}, {}, {}, None, []
+ns, cost, wrk, live, startup = {}, {}, {}, {}, []
 for line in open(samples):
     f = line.split()
     if f[0] == "ns": ns.setdefault(f[1], []).append(float(f[2]))
     elif f[0] == "cost" and len(f) >= 6: cost.setdefault(f[1], []).append((float(f[2]) + float(f[3]), int(f[4]), int(f[5])))
     elif f[0] == "wrk" and len(f) >= 4: wrk.setdefault(f[1], []).append((float(f[2]), f[3]))
-    elif f[0] == "live": live = (int(f[1]), int(f[2]), int(f[3]), int(f[4]))
+    elif f[0] == "live": live[int(f[5])] = (int(f[1]), int(f[2]), int(f[3]), int(f[4]))
     elif f[0] == "startup": startup.append(float(f[1]))
 med = lambda v: statistics.median(v)
 res = {"goroutines_per_run": n, "ns_per_goroutine": {m: {"median": med(v), "min": min(v), "max": max(v)} for m, v in ns.items()}}
@@ -112,7 +116,7 @@ res["gmon_cpu_us_per_event"] = {m: max(0.0, med([c[0] for c in v]) - base_cpu) /
 res["gmon_peak_rss_mb"] = {m: max(c[1] for c in v) for m, v in cost.items()}
 res["events_lost"] = {m: sum(c[2] for c in v) for m, v in cost.items()}
 if wrk: res["wrk"] = {m: {"requests_per_s": med([x[0] for x in v]), "p99": [x[1] for x in v]} for m, v in wrk.items()}
-if live: res["rss_kb_with_live_goroutines"] = {"live": live[0], "rss_kb": live[1], "rss_anon_kb": live[2], "rss_file_kb": live[3]}
+if live: res["rss_kb_with_live_goroutines"] = {f"ring_buffer_{r}_mb": {"live": v[0], "rss_kb": v[1], "rss_anon_kb": v[2], "rss_file_kb": v[3]} for r, v in live.items()}
 res["startup_s_go_command"] = med(startup)
 json.dump(res, open(out, "w"), indent=2)
 names = {"a": "a unwatched", "b": "b count-only, gmon's sites", "bclassic": "b' count-only, classic sites", "c": "c gmon (logs to file)", "d": "d gmon cheapest",
@@ -127,6 +131,7 @@ for k in ["c_over_b", "e_over_b", "c_over_bclassic"]:
 print("gmon CPU µs/event:", {m: round(v, 3) for m, v in res["gmon_cpu_us_per_event"].items()})
 print("gmon peak RSS MB:", res["gmon_peak_rss_mb"], " events lost:", res["events_lost"])
 if wrk: print("wrk /work:", res["wrk"])
-if live: print(f"gmon RSS with {live[0]} live goroutines: {live[1] / 1024:.1f} MB (anonymous {live[2] / 1024:.1f} MB, file-backed {live[3] / 1024:.1f} MB)")
+for r, v in live.items():
+    print(f"gmon RSS with {v[0]} live goroutines, {r} MB ring buffer: {v[1] / 1024:.1f} MB (anonymous {v[2] / 1024:.1f} MB, file-backed {v[3] / 1024:.1f} MB)")
 print(f"start-up on the go command: {res['startup_s_go_command']:.3f} s")
 EOF

@@ -1,5 +1,8 @@
 import CCapstone
 import GoBinary
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where gmon puts its two uprobes in a Go executable, and which register
 /// holds the `g` there.
@@ -100,18 +103,19 @@ public enum AttachPoints {
 
     /// Every `CALL rel32` in the code with its absolute target.
     public static func directCalls(code: [UInt8], address: UInt64) throws -> [(address: UInt64, target: UInt64)] {
+        let cs = try Capstone()
         var handle: csh = 0
-        guard cs_open(CS_ARCH_X86, CS_MODE_64, &handle) == CS_ERR_OK else {
+        guard cs.open(CS_ARCH_X86, CS_MODE_64, &handle) == CS_ERR_OK else {
             throw AttachPointError.disassembler("cs_open failed")
         }
-        defer { cs_close(&handle) }
-        cs_option(handle, CS_OPT_DETAIL, Int(CS_OPT_ON.rawValue))
+        defer { _ = cs.close(&handle) }
+        _ = cs.option(handle, CS_OPT_DETAIL, Int(CS_OPT_ON.rawValue))
         // Keep going past bytes Capstone cannot decode (padding, data in text).
-        cs_option(handle, CS_OPT_SKIPDATA, Int(CS_OPT_ON.rawValue))
+        _ = cs.option(handle, CS_OPT_SKIPDATA, Int(CS_OPT_ON.rawValue))
         var insns: UnsafeMutablePointer<cs_insn>?
-        let n = code.withUnsafeBufferPointer { cs_disasm(handle, $0.baseAddress, $0.count, address, 0, &insns) }
+        let n = code.withUnsafeBufferPointer { cs.disasm(handle, $0.baseAddress, $0.count, address, 0, &insns) }
         guard let list = insns else { return [] }
-        defer { cs_free(list, n) }
+        defer { cs.free(list, n) }
         var out: [(UInt64, UInt64)] = []
         for i in 0..<n {
             let insn = list[i]
@@ -122,4 +126,42 @@ public enum AttachPoints {
         }
         return out
     }
+}
+
+/// Capstone, loaded only while gmon plans its probes: linked for good, its tables stay
+/// mapped for gmon's whole life (4.5 MB of RSS measured), though they are used once.
+final class Capstone {
+    typealias Open = @convention(c) (cs_arch, cs_mode, UnsafeMutablePointer<csh>?) -> cs_err
+    typealias Option = @convention(c) (csh, cs_opt_type, Int) -> cs_err
+    typealias Disasm = @convention(c) (csh, UnsafePointer<UInt8>?, Int, UInt64, Int, UnsafeMutablePointer<UnsafeMutablePointer<cs_insn>?>?) -> Int
+    typealias Free = @convention(c) (UnsafeMutablePointer<cs_insn>?, Int) -> Void
+    typealias Close = @convention(c) (UnsafeMutablePointer<csh>?) -> cs_err
+
+    private let library: UnsafeMutableRawPointer
+    let open: Open, option: Option, disasm: Disasm, free: Free, close: Close
+
+    init() throws {
+        // The release whose headers gmon was built with: cs_insn's layout must match.
+        let name = "libcapstone.so.\(CS_API_MAJOR)"
+        guard let lib = dlopen(name, RTLD_NOW | RTLD_LOCAL) else {
+            throw AttachPointError.disassembler("cannot load \(name) (\(String(cString: dlerror()))): install libcapstone4")
+        }
+        func symbol<T>(_ s: String, _: T.Type) throws -> T {
+            guard let p = dlsym(lib, s) else { throw AttachPointError.disassembler("\(name) has no \(s)") }
+            return unsafeBitCast(p, to: T.self)
+        }
+        do {
+            open = try symbol("cs_open", Open.self)
+            option = try symbol("cs_option", Option.self)
+            disasm = try symbol("cs_disasm", Disasm.self)
+            free = try symbol("cs_free", Free.self)
+            close = try symbol("cs_close", Close.self)
+        } catch {
+            dlclose(lib)
+            throw error
+        }
+        library = lib
+    }
+
+    deinit { dlclose(library) }
 }

@@ -6,24 +6,29 @@ import Testing
 @Suite struct LiveTableTests {
     struct Rng { var s: UInt64; mutating func next() -> UInt64 { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return s } }
 
-    @Test(arguments: ["dense", "sparse", "colliding"])
+    @Test(arguments: ["dense", "sparse", "colliding", "unpackable"])
     func agreesWithADictionary(_ pattern: String) {
         var rng = Rng(s: 0x9e37_79b9_7f4a_7c15)
-        let table = LiveTable()
+        // Colliding: the table never grows (≤ 2,000 live in 4,096 slots) and every goid is a
+        // multiple of its capacity, so all share one home slot: one long probe chain.
+        let table = pattern == "colliding" ? LiveTable(capacity: 4096) : LiveTable()
         var truth: [UInt64: (UInt64, Int32)] = [:]
         var next: UInt64 = 1
         func goid() -> UInt64 {
             switch pattern {
             case "dense": next += 1; return next
             case "sparse": return rng.next() >> 20
-            default: next += 1; return next << 20   // every key's low bits equal: one long probe chain
+            // Goids past 40 bits (and, below, sites past 24 bits) live outside the slots.
+            case "unpackable": next += 1; return rng.next() % 4 == 0 ? (1 << 40) - 2 + next % 7 : next
+            default: next += 1; return next * 4096 - 1   // goid + 1 is the key
             }
         }
         var live: [UInt64] = []
         for step in 0..<(pattern == "colliding" ? 3_000 : 200_000) {
             if live.isEmpty || rng.next() % 3 != 0 {
                 let g = goid()
-                let t = UInt64(step), s = Int32(truncatingIfNeeded: rng.next() % 1000)
+                let t = UInt64(step)
+                let s = pattern == "unpackable" && rng.next() % 5 == 0 ? (1 << 24) - 1 + Int32(rng.next() % 3) : Int32(truncatingIfNeeded: rng.next() % 1000)
                 let was = table.insert(goid: g, createdNs: t, site: s)
                 #expect(was == (truth[g] != nil))
                 if truth[g] == nil { live.append(g) }

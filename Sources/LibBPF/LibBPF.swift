@@ -12,6 +12,9 @@ public struct BPFError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         var s = "\(operation) failed: \(String(cString: strerror(errno)))"
         switch errno {
+        case EACCES where operation.hasPrefix("loading") && geteuid() == 0:
+            // Privileges were checked before: this is the verifier refusing a program.
+            s += "; the kernel's BPF verifier refused gmon's program on this kernel (\(kernelRelease())): please report it with the lines below"
         case EPERM, EACCES:
             s += "; gmon needs root or CAP_BPF and CAP_PERFMON (run it with sudo)"
         case ENOENT:
@@ -27,6 +30,12 @@ public struct BPFError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+func kernelRelease() -> String {
+    var u = utsname()
+    uname(&u)
+    return withUnsafeBytes(of: &u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+}
+
 /// libbpf prints through one global callback; keep the tail of its output for errors.
 final class LibbpfLog: @unchecked Sendable {
     static let shared = LibbpfLog()
@@ -36,22 +45,25 @@ final class LibbpfLog: @unchecked Sendable {
         pthread_mutex_init(&lock, nil)
         libbpf_set_print { level, format, args in
             guard let format, let args, level != LIBBPF_DEBUG else { return 0 }
-            var buf = [CChar](repeating: 0, count: 1024)
-            _ = vsnprintf(&buf, buf.count, format, args)
-            LibbpfLog.shared.append(String(cString: buf))
+            // vasprintf, not a fixed buffer: a verifier log arrives as one message of up
+            // to megabytes, and its reason is at the end.
+            var out: UnsafeMutablePointer<CChar>?
+            guard vasprintf(&out, format, args) >= 0, let out else { return 0 }
+            LibbpfLog.shared.append(String(cString: out))
+            free(out)
             return 0
         }
     }
     func append(_ s: String) {
         pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
-        lines.append(s.hasSuffix("\n") ? String(s.dropLast()) : s)
+        lines.append(contentsOf: s.split(separator: "\n", omittingEmptySubsequences: true).suffix(40).map(String.init))
         if lines.count > 40 { lines.removeFirst(lines.count - 40) }
     }
     func take() -> String {
         pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
         defer { lines.removeAll() }
         // Verifier logs are long; the last lines say why.
-        return lines.suffix(12).joined(separator: "\n")
+        return lines.suffix(16).joined(separator: "\n")
     }
 }
 

@@ -128,8 +128,9 @@ public enum AttachPoints {
     }
 }
 
-/// Capstone, loaded only while gmon plans its probes: linked for good, its tables stay
-/// mapped for gmon's whole life (4.5 MB of RSS measured), though they are used once.
+/// Capstone, loaded only while code is disassembled (planning the probes, and once per
+/// compiler wrapper without inline records when a new site is resolved): linked for
+/// good, its tables stayed mapped for gmon's whole life (4.5 MB of RSS measured).
 final class Capstone {
     typealias Open = @convention(c) (cs_arch, cs_mode, UnsafeMutablePointer<csh>?) -> cs_err
     typealias Option = @convention(c) (csh, cs_opt_type, Int) -> cs_err

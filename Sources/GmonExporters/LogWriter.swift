@@ -34,6 +34,7 @@ public final class LogWriter {
         clock_gettime(CLOCK_MONOTONIC, &mono)
         wallOffsetNs = (Int64(rt.tv_sec) - Int64(mono.tv_sec)) * 1_000_000_000 + Int64(rt.tv_nsec) - Int64(mono.tv_nsec)
         buffer.reserveCapacity(1 << 16)
+        // Empty first: rendering goes through this writer's own methods.
         heads = Heads(created: [], exited: [], processExited: [])
         keys = Keys(pid: [], goroutineID: [], parentGoroutineID: [], lifetime: [], liveGoroutines: [])
         heads = Heads(created: renderedHead(.info, "goroutine is created"),

@@ -102,17 +102,21 @@ public final class GoroutineMetrics: @unchecked Sendable {
         return m
     }
 
-    public func created(site index: Int32, _ s: @autoclosure () -> CreationSite) {
-        pendingCreateEvents += 1
+    /// The site's metrics, listed for the next `publish()` if nothing of it is pending yet.
+    private func pendingSite(_ index: Int32, _ s: @autoclosure () -> CreationSite) -> Site {
         let m = site(index, s())
         if m.pendingCreated == 0 && m.pendingExited == 0 { dirty.append(m) }
-        m.pendingCreated += 1
+        return m
+    }
+
+    public func created(site index: Int32, _ s: @autoclosure () -> CreationSite) {
+        pendingCreateEvents += 1
+        pendingSite(index, s()).pendingCreated += 1
     }
 
     public func exited(site index: Int32, _ s: @autoclosure () -> CreationSite, lifetimeNs: UInt64) {
         pendingExitEvents += 1
-        let m = site(index, s())
-        if m.pendingCreated == 0 && m.pendingExited == 0 { dirty.append(m) }
+        let m = pendingSite(index, s())
         m.pendingExited += 1
         m.lifetime.record(Double(lifetimeNs) / 1e9)
     }

@@ -167,9 +167,12 @@ struct Watch: ParsableCommand {
             try ring.poll(timeoutMs: 20)
             try ring.consume()
             log.flush()
-            metrics.publish()
+            if metricsOn { metrics.publish() }
             if Date().timeIntervalSince(lastRefresh) >= 1 {
-                metrics.refresh(tracker: tracker, nowNs: monotonicNow(), losses: session.losses(undecodable: undecodable).byReason)
+                // The age gauges walk every live goroutine: not for metrics nobody serves.
+                if metricsOn {
+                    metrics.refresh(tracker: tracker, nowNs: monotonicNow(), losses: session.losses(undecodable: undecodable).byReason)
+                }
                 lastRefresh = Date()
                 // A deployment replaces the file: the probes stay on the old inode, so say so.
                 if !warnedReplaced, pid == nil, let was = watchedFile, FileIdentity(path: binary) != was {
@@ -189,7 +192,7 @@ struct Watch: ParsableCommand {
         session.detach()
         try ring.consume()
         log.flush()
-        metrics.publish()
+        if metricsOn { metrics.publish() }
         let c = session.counters()
         FileHandle.standardErrorLine(Summary.render(tracker: tracker, losses: session.losses(undecodable: undecodable, counters: c)))
         if dropEveryRecord { FileHandle.standardErrorLine("gmon: records delivered and dropped: \(delivered)") }
@@ -269,7 +272,7 @@ final class BPFSession {
             let object = try BPFObject(image: GmonBPF.object, name: "gmon")
             self.object = object
             let cfg = try EventDecoder.config(goid: layout.goid, gopc: layout.gopc, startpc: layout.startpc,
-                                          parentGoid: layout.parentGoid, collectStack: collectStacks,
+                                              parentGoid: layout.parentGoid, collectStack: collectStacks,
                                               ringBufferBytes: ringBufferBytes)
             try cfg.withUnsafeBytes { try object.setReadOnlyData($0) }
             try object.setMaxEntries(map: GmonBPF.MapName.events, ringBufferBytes)

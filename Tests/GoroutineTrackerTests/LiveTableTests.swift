@@ -2,7 +2,8 @@ import Testing
 @testable import GoroutineTracker
 
 /// The live table against a Dictionary under random inserts and removals: dense goids
-/// (as the runtime hands them out), sparse ones, and goids that all share a home slot.
+/// (as the runtime hands them out), sparse ones, goids that all share a home slot, and
+/// goids and sites too large to pack into a slot.
 @Suite struct LiveTableTests {
     struct Rng { var s: UInt64; mutating func next() -> UInt64 { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return s } }
 

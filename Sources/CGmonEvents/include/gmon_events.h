@@ -70,7 +70,7 @@ struct gmon_event_header {
 
 struct gmon_create_event {
     struct gmon_event_header h;
-    gmon_u64 parent_goid;       // the creating goroutine (R14's goid at the probe)
+    gmon_u64 parent_goid;       // the creating goroutine (the new g's parentGoid; 0 before Go 1.21)
     gmon_u64 startpc;
     gmon_u64 gopc;
     gmon_u64 probe_ip;          // where the probe fired: minus the site's link-time address, the load bias

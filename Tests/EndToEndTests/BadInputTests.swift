@@ -23,9 +23,18 @@ extension EndToEnd {
             p.standardError = err
             p.standardOutput = FileHandle.nullDevice
             try p.run()
+            // Bad input must end gmon: one that keeps running (it accepted the input) is
+            // stopped after 30 s and the test fails on its output, instead of hanging.
+            let watchdog = DispatchWorkItem { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+            DispatchQueue.global().asyncAfter(deadline: .now() + 30, execute: watchdog)
             let data = err.fileHandleForReading.readDataToEndOfFile()
             p.waitUntilExit()
-            return Outcome(status: p.terminationStatus, stderr: String(decoding: data, as: UTF8.self))
+            watchdog.cancel()
+            let stderr = String(decoding: data, as: UTF8.self)
+            if p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGKILL {
+                return Outcome(status: -1, stderr: stderr + "\n[test] gmon did not exit within 30 s: it accepted the input")
+            }
+            return Outcome(status: p.terminationStatus, stderr: stderr)
         }
 
         static func expectClearError(_ o: Outcome, _ needle: String, sourceLocation: SourceLocation = #_sourceLocation) {
@@ -116,7 +125,8 @@ extension EndToEnd {
             other.executableURL = URL(fileURLWithPath: "/bin/sleep")
             other.arguments = ["30"]
             try other.run()
-            defer { other.terminate(); other.waitUntilExit() }
+            // SIGKILL: a child of the test runner may not die of SIGTERM (it waited out its 30 s).
+            defer { kill(other.processIdentifier, SIGKILL); other.waitUntilExit() }
             let wrong = try Self.gmon(["--pid", String(other.processIdentifier), "--path", Fixtures.binary("1.25.5", "normal")])
             Self.expectClearError(wrong, "runs /usr/bin/sleep, not \(Fixtures.binary("1.25.5", "normal"))")
             Self.expectClearError(try Self.gmon(["--pid", "0"]), "not a process id")

@@ -16,6 +16,8 @@ public final class EventDecoder {
     static let startPCOffset = MemoryLayout<gmon_create_event>.offset(of: \gmon_create_event.startpc)!
     static let goPCOffset = MemoryLayout<gmon_create_event>.offset(of: \gmon_create_event.gopc)!
     static let probeIPOffset = MemoryLayout<gmon_create_event>.offset(of: \gmon_create_event.probe_ip)!
+    static let gOffset = MemoryLayout<gmon_create_event>.offset(of: \gmon_create_event.g)!
+    static let exitSize = MemoryLayout<gmon_exit_event>.size
 
     /// nil for a record too short for its type (never produced by gmon's program; counted by the caller).
     public func decode(_ raw: UnsafeRawBufferPointer) -> Event? {
@@ -32,11 +34,13 @@ public final class EventDecoder {
             while n > 0 && raw.loadUnaligned(fromByteOffset: stackOffset + 8 * (n - 1), as: UInt64.self) == 0 { n -= 1 }
             scratch.removeAll(keepingCapacity: true)
             for i in 0..<n { scratch.append(raw.loadUnaligned(fromByteOffset: stackOffset + 8 * i, as: UInt64.self)) }
-            return .create(Creation(pid: h.tgid, goid: h.goid, parentGoid: u64(Self.parentGoidOffset), timeNs: h.ktime_ns,
+            return .create(Creation(pid: h.tgid, goid: h.goid, g: u64(Self.gOffset), parentGoid: u64(Self.parentGoidOffset), timeNs: h.ktime_ns,
                                     startPC: u64(Self.startPCOffset), goPC: u64(Self.goPCOffset), stack: scratch,
                                     probeIP: u64(Self.probeIPOffset)))
         case UInt32(GMON_EVENT_EXIT.rawValue):
-            return .exit(pid: h.tgid, goid: h.goid, timeNs: h.ktime_ns)
+            guard raw.count >= Self.exitSize else { return nil }
+            let g = raw.loadUnaligned(fromByteOffset: Self.headerSize, as: UInt64.self)
+            return .exit(pid: h.tgid, g: g, goid: h.goid, timeNs: h.ktime_ns)
         case UInt32(GMON_EVENT_PROCESS_EXIT.rawValue):
             return .processExit(pid: h.tgid, timeNs: h.ktime_ns)
         default:
@@ -50,7 +54,8 @@ public final class EventDecoder {
     }
 
     /// The configuration block written into the program's .rodata before load.
-    public static func config(goid: Int, gopc: Int, startpc: Int, parentGoid: Int?, collectStack: Bool, ringBufferBytes: UInt32) throws -> [UInt8] {
+    public static func config(goid: Int, gopc: Int, startpc: Int, parentGoid: Int?, collectStack: Bool,
+                              exitGoid: Bool = false, ringBufferBytes: UInt32) throws -> [UInt8] {
         let fields = [goid, gopc, startpc] + (parentGoid.map { [$0] } ?? [])
         let low = fields.min()!, span = fields.max()! + 8 - low
         guard fields.allSatisfy({ $0 >= 0 && $0 % 8 == 0 }), span <= Int(GMON_G_WINDOW) else {
@@ -65,6 +70,7 @@ public final class EventDecoder {
         c.parent_goid_at = UInt32((parentGoid ?? low) - low)
         c.has_parent_goid = parentGoid == nil ? 0 : 1
         c.collect_stack = collectStack ? 1 : 0
+        c.exit_goid = exitGoid ? 1 : 0
         c.wakeup_bytes = UInt64(ringBufferBytes / 4)
         return withUnsafeBytes(of: &c) { Array($0) }
     }

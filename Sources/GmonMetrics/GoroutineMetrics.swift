@@ -121,6 +121,12 @@ public final class GoroutineMetrics: @unchecked Sendable {
         m.lifetime.record(Double(lifetimeNs) / 1e9)
     }
 
+    /// A goroutine of this site was found live on a reused g: its exit was lost (and
+    /// counted as lost by the kernel side); it is no longer live.
+    public func exitLost(site index: Int32, _ s: @autoclosure () -> CreationSite) {
+        site(index, s()).live.decrement()
+    }
+
     public func unpairedExit() {
         pendingExitEvents += 1
         unpaired.increment()

@@ -128,7 +128,10 @@ struct DWARFStructReader {
     }
 
     /// Member name → byte offset of the first struct type called `name`, or nil.
-    func members(ofStruct name: String) throws -> [String: Int]? {
+    func members(ofStruct name: String) throws -> [String: Int]? { try layout(ofStruct: name)?.members }
+
+    /// The first struct type called `name`: its members' byte offsets and its size, or nil.
+    func layout(ofStruct name: String) throws -> (members: [String: Int], byteSize: Int?)? {
         var cu = 0
         var abbrevCache: [Int: [UInt64: Abbrev]] = [:]
         while cu < info.count {
@@ -155,21 +158,24 @@ struct DWARFStructReader {
             var depth = 0
             var structDepth = -1
             var result: [String: Int] = [:]
+            var byteSize: Int?
             while p < unitEnd {
                 let (code, q) = try info.uvarint(p)
                 p = q
                 if code == 0 {
                     depth -= 1
-                    if structDepth >= 0 && depth <= structDepth { return result }
+                    if structDepth >= 0 && depth <= structDepth { return (result, byteSize) }
                     continue
                 }
                 guard let ab = table[code] else { throw GoBinaryError.malformed("DWARF abbreviation code \(code) not defined") }
                 var dieName: String?
                 var memberLocation: Int?
+                var dieSize: Int?
                 for a in ab.attrs {
                     let (v, q2) = try readForm(a.form, p, offsetSize: offsetSize, implicit: a.implicit, version: version)
                     p = q2
                     if a.name == 0x03, case .string(let s) = v { dieName = s }
+                    if a.name == 0x0b, case .uint(let u) = v { dieSize = Int(exactly: u) }   // DW_AT_byte_size
                     if a.name == 0x38 {
                         switch v {
                         case .uint(let u): memberLocation = Int(exactly: u)
@@ -185,10 +191,11 @@ struct DWARFStructReader {
                     if depth == structDepth + 1, ab.tag == 0x0d, let n = dieName, let off = memberLocation { result[n] = off }
                 } else if ab.tag == 0x13, dieName == name, ab.hasChildren {
                     structDepth = depth
+                    byteSize = dieSize
                 }
                 if ab.hasChildren { depth += 1 }
             }
-            if structDepth >= 0 { return result }
+            if structDepth >= 0 { return (result, byteSize) }
             cu = unitEnd
         }
         return nil

@@ -2,13 +2,17 @@
 /// nanoseconds taken in the kernel at the probe.
 public enum Event: Sendable, Equatable {
     case create(Creation)
-    case exit(pid: UInt32, goid: UInt64, timeNs: UInt64)
+    /// `g`: the runtime.g's address, which pairs the exit with its creation. `goid` is 0
+    /// unless the kernel side was asked to read it (debug logs).
+    case exit(pid: UInt32, g: UInt64, goid: UInt64, timeNs: UInt64)
     case processExit(pid: UInt32, timeNs: UInt64)
 }
 
 public struct Creation: Sendable, Equatable {
     public var pid: UInt32
     public var goid: UInt64
+    /// Address of the new runtime.g: its exit names it by this.
+    public var g: UInt64
     /// 0 when the Go release has no g.parentGoid (before 1.21).
     public var parentGoid: UInt64
     public var timeNs: UInt64
@@ -21,9 +25,9 @@ public struct Creation: Sendable, Equatable {
     /// Where the probe fired (run-time address); 0 when unknown.
     public var probeIP: UInt64
 
-    public init(pid: UInt32, goid: UInt64, parentGoid: UInt64, timeNs: UInt64, startPC: UInt64, goPC: UInt64,
+    public init(pid: UInt32, goid: UInt64, g: UInt64, parentGoid: UInt64, timeNs: UInt64, startPC: UInt64, goPC: UInt64,
                 stack: [UInt64], probeIP: UInt64 = 0) {
-        self.pid = pid; self.goid = goid; self.parentGoid = parentGoid; self.timeNs = timeNs
+        self.pid = pid; self.goid = goid; self.g = g; self.parentGoid = parentGoid; self.timeNs = timeNs
         self.startPC = startPC; self.goPC = goPC; self.stack = stack; self.probeIP = probeIP
     }
 }

@@ -1,5 +1,12 @@
-/// Pairs creations with exits per (pid, goid), attributes them to creation
+/// Pairs creations with exits per (pid, runtime.g address), attributes them to creation
 /// sites and keeps per-site counts. Pure logic: fed events, no I/O.
+///
+/// Exits are matched by the g's address, which the kernel side has in a register, not
+/// by goid, which it would have to read from the g's memory (a cache miss for the
+/// watched thread). The runtime reuses a g only after its goroutine exited, and the
+/// exit is in the ring buffer before the reuse's creation, so among the live the
+/// address is unique. A creation on a live address means that exit was lost (ring
+/// buffer full): the old goroutine is closed as `exitsLost` and counted.
 public final class Tracker {
     public struct SiteStats: Sendable {
         public let site: CreationSite
@@ -7,8 +14,10 @@ public final class Tracker {
         public internal(set) var exited: UInt64 = 0
         /// Exits of this site's goroutines whose process ended while they were live.
         public internal(set) var closedByProcessExit: UInt64 = 0
+        /// Goroutines of this site whose exit was lost, found when their g was reused.
+        public internal(set) var exitsLost: UInt64 = 0
         public internal(set) var lifetimeSumNs: UInt64 = 0
-        public var live: UInt64 { created - exited - closedByProcessExit }
+        public var live: UInt64 { created - exited - closedByProcessExit - exitsLost }
     }
 
     /// What identifies a creation site before symbolization. Its hash is computed once
@@ -49,14 +58,23 @@ public final class Tracker {
     private let resolver: SiteResolver
 
     public private(set) var unpairedExits: UInt64 = 0
-    /// Creations of a goid already live in that process (should never happen; counted, not hidden).
-    public private(set) var duplicateCreations: UInt64 = 0
+    /// Creations on a g address still live in that process: the earlier goroutine's exit was lost.
+    public private(set) var exitsLost: UInt64 = 0
+    /// g address → table key: g structs are heap objects of at least gStride bytes, so
+    /// dividing by it keeps keys unique and gives a span's neighbours neighbouring keys
+    /// (dense keys keep the live table's probe chains short, as goids did).
+    private let gStride: UInt64
     public private(set) var processesSeen: Set<UInt32> = []
 
-    public init(resolver: SiteResolver) { self.resolver = resolver }
+    /// `gStride`: a size every runtime.g reaches (8 is always safe, sizeof(g) is best).
+    public init(resolver: SiteResolver, gStride: Int = 8) {
+        self.resolver = resolver
+        self.gStride = UInt64(max(gStride, 1))
+    }
 
     public enum Outcome {
-        case created(site: Int32)
+        /// `exitLostOf`: the site of a live goroutine on the same g, whose exit was lost.
+        case created(site: Int32, exitLostOf: Int32?)
         case exited(site: Int32, lifetimeNs: UInt64)
         case unpairedExit
         /// Live goroutines of the ended process, per site.
@@ -82,13 +100,15 @@ public final class Tracker {
                 }
                 rawCache[key] = s
             }
-            if table(c.pid).insert(goid: c.goid, createdNs: c.timeNs, site: s) {
-                duplicateCreations += 1
+            let lost = table(c.pid).insert(key: c.g / gStride, createdNs: c.timeNs, site: s)
+            if let lost {
+                exitsLost += 1
+                sites[Int(lost.site)].exitsLost += 1
             }
             sites[Int(s)].created += 1
-            return .created(site: s)
-        case .exit(let pid, let goid, let t):
-            guard let l = table(pid).remove(goid: goid) else {
+            return .created(site: s, exitLostOf: lost?.site)
+        case .exit(let pid, let g, _, let t):
+            guard let l = table(pid).remove(key: g / gStride) else {
                 unpairedExits += 1
                 return .unpairedExit
             }

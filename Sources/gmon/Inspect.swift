@@ -76,7 +76,7 @@ struct InspectReport: Encodable {
     struct Probe: Encodable {
         var kind: String, function: String, callee: String?, address: String, fileOffset: String, register: String
     }
-    struct Offsets: Encodable { var goid: Int, gopc: Int, startpc: Int, parentGoid: Int?, source: String }
+    struct Offsets: Encodable { var goid: Int, gopc: Int, startpc: Int, parentGoid: Int?, size: Int?, source: String }
     struct Symbolized: Encodable {
         struct F: Encodable { var function: String, file: String, line: Int, inlined: Bool }
         var pc: String
@@ -100,7 +100,7 @@ struct InspectReport: Encodable {
         functions = exe.pclntab.functionCount
         pclntabFormat = "\(exe.pclntab.format)"
         creationProbe = probe(plan.creation); exitProbe = probe(plan.exit); warnings = plan.warnings
-        runtimeG = Offsets(goid: layout.goid, gopc: layout.gopc, startpc: layout.startpc, parentGoid: layout.parentGoid, source: layout.source.rawValue)
+        runtimeG = Offsets(goid: layout.goid, gopc: layout.gopc, startpc: layout.startpc, parentGoid: layout.parentGoid, size: layout.gSize, source: layout.source.rawValue)
         self.pcs = pcs
     }
 
@@ -118,7 +118,7 @@ struct InspectReport: Encodable {
             "functions:      \(functions) (pclntab \(pclntabFormat))",
             "creation probe: \(probeLine(creationProbe))",
             "exit probe:     \(probeLine(exitProbe))",
-            "runtime.g:      goid=\(runtimeG.goid) gopc=\(runtimeG.gopc) startpc=\(runtimeG.startpc) parentGoid=\(runtimeG.parentGoid.map(String.init) ?? "-") (from \(runtimeG.source))",
+            "runtime.g:      goid=\(runtimeG.goid) gopc=\(runtimeG.gopc) startpc=\(runtimeG.startpc) parentGoid=\(runtimeG.parentGoid.map(String.init) ?? "-") size=\(runtimeG.size.map(String.init) ?? "-") (from \(runtimeG.source))",
         ]
         lines += warnings.map { "warning:        \($0)" }
         for s in pcs {

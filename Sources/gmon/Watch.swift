@@ -112,7 +112,9 @@ struct Watch: ParsableCommand {
         }
         let session: BPFSession
         do {
+            // Only debug logs show an exit's goid; reading it costs the exiting thread a cache miss.
             session = try BPFSession(exe: exe, layout: layout, plan: plan, pid: pid, collectStacks: !noStacks,
+                                     exitGoid: LogWriter.Level(name: logLevel) == .debug,
                                      ringBufferBytes: UInt32(ringBufferMB) << 20,
                                      probes: countOnly ? .countOnly : deliverOnly ? .deliverOnly : .gmon,
                                      pauseBeforeUprobesMs: attachPauseMs)
@@ -124,7 +126,7 @@ struct Watch: ParsableCommand {
         }
         let log = LogWriter(fd: 1, format: LogWriter.Format(rawValue: logFormat)!, level: LogWriter.Level(name: logLevel)!)
         let resolver = GoSiteResolver(exe: exe, creationProbeAddress: plan.creation.isReturnProbe ? nil : plan.creation.address)
-        let tracker = Tracker(resolver: resolver)
+        let tracker = Tracker(resolver: resolver, gStride: layout.gSizeFloor)
         var undecodable: UInt64 = 0
 
         let decoder = EventDecoder()
@@ -138,17 +140,20 @@ struct Watch: ParsableCommand {
             if dropEveryRecord { delivered += 1; return }
             guard let event = decoder.decode(raw) else { undecodable += 1; return }
             switch tracker.handle(event) {
-            case .created(let s):
-                if metricsOn { metrics.created(site: s, tracker.sites[Int(s)].site) }
+            case .created(let s, let exitLostOf):
+                if metricsOn {
+                    metrics.created(site: s, tracker.sites[Int(s)].site)
+                    if let l = exitLostOf { metrics.exitLost(site: l, tracker.sites[Int(l)].site) }
+                }
                 if case .create(let c) = event { log.created(c, site: tracker.sites[Int(s)].site, siteIndex: s) }
             case .exited(let s, let lifetime):
                 if metricsOn { metrics.exited(site: s, tracker.sites[Int(s)].site, lifetimeNs: lifetime) }
-                if case .exit(let p, let g, let t) = event {
-                    log.exited(pid: p, goid: g, timeNs: t, lifetimeNs: lifetime, site: tracker.sites[Int(s)].site, siteIndex: s)
+                if case .exit(let p, _, let goid, let t) = event {
+                    log.exited(pid: p, goid: goid, timeNs: t, lifetimeNs: lifetime, site: tracker.sites[Int(s)].site, siteIndex: s)
                 }
             case .unpairedExit:
                 if metricsOn { metrics.unpairedExit() }
-                if case .exit(let p, let g, let t) = event { log.exited(pid: p, goid: g, timeNs: t, lifetimeNs: nil, site: nil) }
+                if case .exit(let p, _, let goid, let t) = event { log.exited(pid: p, goid: goid, timeNs: t, lifetimeNs: nil, site: nil) }
             case .processEnded(let p, let closed):
                 if metricsOn { metrics.processEnded(tracker: tracker, closedPerSite: closed) }
                 if case .processExit(_, let t) = event { log.processExited(pid: p, timeNs: t, liveGoroutines: closed.values.reduce(0, +)) }
@@ -266,13 +271,13 @@ final class BPFSession {
     let events: BPFMap
     let countersMap: BPFMap
 
-    init(exe: GoExecutable, layout: RuntimeLayout, plan: AttachPlan, pid: Int32?, collectStacks: Bool,
+    init(exe: GoExecutable, layout: RuntimeLayout, plan: AttachPlan, pid: Int32?, collectStacks: Bool, exitGoid: Bool,
          ringBufferBytes: UInt32, probes: Probes = .gmon, pauseBeforeUprobesMs: Int = 0) throws {
         do {
             let object = try BPFObject(image: GmonBPF.object, name: "gmon")
             self.object = object
             let cfg = try EventDecoder.config(goid: layout.goid, gopc: layout.gopc, startpc: layout.startpc,
-                                              parentGoid: layout.parentGoid, collectStack: collectStacks,
+                                              parentGoid: layout.parentGoid, collectStack: collectStacks, exitGoid: exitGoid,
                                               ringBufferBytes: ringBufferBytes)
             try cfg.withUnsafeBytes { try object.setReadOnlyData($0) }
             try object.setMaxEntries(map: GmonBPF.MapName.events, ringBufferBytes)

@@ -16,7 +16,7 @@ import Testing
         return String(decoding: data, as: UTF8.self)
     }
 
-    let creation = Creation(pid: 7, goid: 22, parentGoid: 1, timeNs: 5, startPC: 0, goPC: 0, stack: [])
+    let creation = Creation(pid: 7, goid: 22, g: 0xc000_0010_00, parentGoid: 1, timeNs: 5, startPC: 0, goPC: 0, stack: [])
     let site = CreationSite(function: "main.worker", createdBy: "main.main (main.go:14)", stack: ["main.main (main.go:14)", "a \"b\"\\c"])
 
     @Test func logfmtMatchesTheEarlierToolsLines() {

@@ -13,28 +13,36 @@ final class FakeResolver: SiteResolver {
     func forget(pid: UInt32) { forgotten.append(pid) }
 }
 
-func create(_ pid: UInt32, _ goid: UInt64, at t: UInt64, start: UInt64 = 1, go: UInt64 = 2, stack: [UInt64] = [9]) -> Event {
-    .create(Creation(pid: pid, goid: goid, parentGoid: 1, timeNs: t, startPC: start, goPC: go, stack: stack))
+/// A creation whose runtime.g sits at `g` (by default a distinct address per goid, as
+/// heap objects of runtime.g's size would).
+func create(_ pid: UInt32, _ goid: UInt64, at t: UInt64, g: UInt64? = nil, start: UInt64 = 1, go: UInt64 = 2, stack: [UInt64] = [9]) -> Event {
+    .create(Creation(pid: pid, goid: goid, g: g ?? gAddress(goid), parentGoid: 1, timeNs: t, startPC: start, goPC: go, stack: stack))
+}
+
+func gAddress(_ goid: UInt64) -> UInt64 { 0xc000_0000_00 + goid * 448 }
+
+func exit(_ pid: UInt32, _ goid: UInt64, at t: UInt64, g: UInt64? = nil) -> Event {
+    .exit(pid: pid, g: g ?? gAddress(goid), goid: 0, timeNs: t)
 }
 
 @Suite struct TrackerTests {
-    @Test func pairsByPidAndGoid() {
+    @Test func pairsByPidAndGAddress() {
         let r = FakeResolver()
-        let t = Tracker(resolver: r)
+        let t = Tracker(resolver: r, gStride: 448)
         t.handle(create(100, 7, at: 1_000))
         t.handle(create(200, 7, at: 2_000))
-        // The same goid exiting in another process must not pair with pid 100's goroutine.
-        if case .exited(_, let lifetime) = t.handle(.exit(pid: 200, goid: 7, timeNs: 2_500)) {
+        // The same g address exiting in another process must not pair with pid 100's goroutine.
+        if case .exited(_, let lifetime) = t.handle(exit(200, 7, at: 2_500)) {
             #expect(lifetime == 500)
         } else { Issue.record("exit not paired") }
         #expect(t.liveCount(pid: 100) == 1 && t.liveCount(pid: 200) == 0)
-        if case .exited(_, let lifetime) = t.handle(.exit(pid: 100, goid: 7, timeNs: 11_000)) { #expect(lifetime == 10_000) }
+        if case .exited(_, let lifetime) = t.handle(exit(100, 7, at: 11_000)) { #expect(lifetime == 10_000) } else { Issue.record("exit not paired") }
         #expect(t.sites.count == 1 && t.sites[0].created == 2 && t.sites[0].exited == 2 && t.sites[0].lifetimeSumNs == 10_500)
     }
 
     @Test func exitsOfUnseenGoroutinesAreCountedNotPaired() {
         let t = Tracker(resolver: FakeResolver())
-        guard case .unpairedExit = t.handle(.exit(pid: 1, goid: 99, timeNs: 5)) else { Issue.record("paired"); return }
+        guard case .unpairedExit = t.handle(exit(1, 99, at: 5)) else { Issue.record("paired"); return }
         #expect(t.unpairedExits == 1)
         #expect(t.sites.isEmpty)
     }
@@ -43,7 +51,7 @@ func create(_ pid: UInt32, _ goid: UInt64, at t: UInt64, start: UInt64 = 1, go: 
         let r = FakeResolver()
         let t = Tracker(resolver: r)
         for g in 1...5 { t.handle(create(42, UInt64(g), at: 10)) }
-        t.handle(.exit(pid: 42, goid: 1, timeNs: 20))
+        t.handle(exit(42, 1, at: 20))
         guard case .processEnded(_, let closed) = t.handle(.processExit(pid: 42, timeNs: 30)) else { Issue.record(); return }
         #expect(closed == [0: 4])
         #expect(t.sites[0].live == 0 && t.sites[0].closedByProcessExit == 4)
@@ -53,8 +61,38 @@ func create(_ pid: UInt32, _ goid: UInt64, at t: UInt64, start: UInt64 = 1, go: 
         t.handle(create(42, 2, at: 40))
         #expect(r.calls == before + 1)
         #expect(t.liveCount(pid: 42) == 1)
-        guard case .exited(_, let lt) = t.handle(.exit(pid: 42, goid: 2, timeNs: 45)) else { Issue.record(); return }
+        guard case .exited(_, let lt) = t.handle(exit(42, 2, at: 45)) else { Issue.record(); return }
         #expect(lt == 5)
+    }
+
+    /// The runtime reuses a g only after its goroutine exited, and that exit is in the ring
+    /// before the reuse's creation: a creation on a live g means the exit was lost. The old
+    /// goroutine is then no longer live, and the exit that follows pairs with the new one.
+    @Test func reusedGWhileLiveMeansItsExitWasLost() {
+        let t = Tracker(resolver: FakeResolver(), gStride: 448)
+        let g: UInt64 = 0xc000_1234_00
+        guard case .created(let s0, nil) = t.handle(create(1, 10, at: 100, g: g, start: 1)) else { Issue.record(); return }
+        guard case .created(_, let lostOf) = t.handle(create(1, 11, at: 200, g: g, start: 5)) else { Issue.record(); return }
+        #expect(lostOf == s0)
+        #expect(t.exitsLost == 1 && t.sites[Int(s0)].exitsLost == 1 && t.sites[Int(s0)].live == 0)
+        guard case .exited(let s1, let lifetime) = t.handle(exit(1, 11, at: 250, g: g)) else { Issue.record(); return }
+        #expect(s1 != s0 && lifetime == 50 && t.liveCount == 0 && t.sites[Int(s1)].live == 0)
+    }
+
+    /// Neighbouring g structs (heap objects of runtime.g's size, which gmon divides their
+    /// addresses by) keep distinct keys. Sizes: runtime.g in Go 1.19 … 1.27 (DWARF).
+    @Test(arguments: [392, 408, 424, 432, 440, 456])
+    func neighbouringGsStayDistinct(_ size: Int) {
+        let base: UInt64 = 0xc000_0020_00
+        let t = Tracker(resolver: FakeResolver(), gStride: size)
+        for i in 0..<64 { t.handle(create(1, UInt64(i), at: 1, g: base + UInt64(i * size))) }
+        #expect(t.exitsLost == 0 && t.liveCount == 64)
+        for i in 0..<64 { guard case .exited = t.handle(exit(1, 0, at: 2, g: base + UInt64(i * size))) else { Issue.record(); return } }
+        #expect(t.liveCount == 0)
+        // A stride past the objects' size would make neighbours share keys: the test can tell.
+        let wrong = Tracker(resolver: FakeResolver(), gStride: size + 8)
+        for i in 0..<64 { wrong.handle(create(1, UInt64(i), at: 1, g: base + UInt64(i * size))) }
+        #expect(wrong.exitsLost > 0)
     }
 
     @Test func stacksAreResolvedOncePerDistinctStack() {
@@ -82,7 +120,7 @@ func create(_ pid: UInt32, _ goid: UInt64, at t: UInt64, start: UInt64 = 1, go: 
     @Test func summaryShowsSitesAndLosses() {
         let t = Tracker(resolver: FakeResolver())
         t.handle(create(1, 1, at: 0))
-        t.handle(.exit(pid: 1, goid: 1, timeNs: 2_000_000))
+        t.handle(exit(1, 1, at: 2_000_000))
         let s = Summary.render(tracker: t, losses: .init(ringBufferFull: (2, 1, 0), failedReads: 0, failedStacks: 1, processMapFull: 0, undecodable: 0))
         #expect(s.contains("1 goroutines created, 1 exited, 0 still live"))
         #expect(s.contains("2ms"))

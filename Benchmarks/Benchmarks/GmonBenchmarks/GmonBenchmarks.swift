@@ -44,15 +44,17 @@ let benchmarks: @Sendable () -> Void = {
 
     // Tracker: one creation and one exit per goroutine, 100 sites, steady state.
     Benchmark("tracker, per 100k create+exit pairs") { benchmark in
-        let t = Tracker(resolver: PCResolver())
+        let t = Tracker(resolver: PCResolver(), gStride: 448)
         let stack: [UInt64] = (0..<12).map { 0x400000 + UInt64($0) * 64 }
         var goid: UInt64 = 0
         for _ in benchmark.scaledIterations {
             for i in 0..<100_000 {
                 goid += 1
-                t.handle(.create(Creation(pid: 1, goid: goid, parentGoid: 1, timeNs: goid, startPC: UInt64(i % 100),
+                // g structs 448 bytes apart, keyed as gmon keys them (address / sizeof(g)).
+                let g = 0xc000_0000_00 + goid * 448
+                t.handle(.create(Creation(pid: 1, goid: goid, g: g, parentGoid: 1, timeNs: goid, startPC: UInt64(i % 100),
                                           goPC: 7, stack: stack)))
-                t.handle(.exit(pid: 1, goid: goid, timeNs: goid + 1000))
+                t.handle(.exit(pid: 1, g: g, goid: 0, timeNs: goid + 1000))
             }
         }
     }

@@ -134,11 +134,16 @@ static __always_inline __u32 walk_frames(__u64 ip, __u64 fp, __u64 *stack, __u64
         if (fp == 0 || (fp & 7))   // the outermost frame, or not a frame pointer
             break;
         if (fp < base || fp + 16 > end) {
-            // A window may run past the end of the stack's mapping: then read the one record.
-            __u32 len = GMON_STACK_WINDOW;
+            // A window may run past the end of the stack's mapping: then read to the end
+            // of fp's page (at least the one record).
+            __u64 len = GMON_STACK_WINDOW;
             if (bpf_probe_read_user(win, GMON_STACK_WINDOW, (void *)fp) != 0) {
-                len = 16;
-                if (bpf_probe_read_user(win, 16, (void *)fp) != 0) {
+                len = 4096 - (fp & 4095);
+                if (len < 16)
+                    len = 16;
+                if (len > GMON_STACK_WINDOW)
+                    len = GMON_STACK_WINDOW;
+                if (bpf_probe_read_user(win, len, (void *)fp) != 0) {
                     count(GMON_FAILED_STACK);   // a broken chain: the stack so far is sent
                     break;
                 }
@@ -184,6 +189,7 @@ static __always_inline int on_create(struct gmon_pt_regs *ctx, __u64 g) {
     e->gopc = g_field(s->g, gmon_cfg.gopc_at);
     e->parent_goid = gmon_cfg.has_parent_goid ? g_field(s->g, gmon_cfg.parent_goid_at) : 0;
     e->probe_ip = ip;
+    e->g = g;
     e->stack_len = 0;
     e->_pad2 = 0;
     if (gmon_cfg.collect_stack)
@@ -214,7 +220,9 @@ int gmon_exit(struct gmon_pt_regs *ctx) {
     }
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     fill_header(&e->h, GMON_EVENT_EXIT, pid_tgid, 0);
-    read_u64(&e->h.goid, ctx->r14, gmon_cfg.g_offset + gmon_cfg.goid_at);
+    e->g = ctx->r14;
+    if (gmon_cfg.exit_goid)
+        read_u64(&e->h.goid, ctx->r14, gmon_cfg.g_offset + gmon_cfg.goid_at);
     bpf_ringbuf_submit(e, wakeup_flag());
     remember_tgid(pid_tgid >> 32);
     return 0;
@@ -239,6 +247,7 @@ int gmon_process_exit(void *ctx) {
         return 0;
     }
     fill_header(&e->h, GMON_EVENT_PROCESS_EXIT, pid_tgid, 0);
+    e->g = 0;
     bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
     return 0;
 }

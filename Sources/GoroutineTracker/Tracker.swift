@@ -51,18 +51,18 @@ public final class Tracker {
     /// Distinct raw stacks seen → site, so steady state does no symbolization.
     private var rawCache: [RawKey: Int32] = [:]
     private var live: [UInt32: LiveTable] = [:]
+    private var gKeys: [UInt32: GKeys] = [:]
     /// The pid of the previous event and its table: events come in runs from one
     /// process, which then skip the dictionary and the set insert.
     private var lastPid: UInt32?
     private var lastTable: LiveTable?
+    private var lastKeys: GKeys?
     private let resolver: SiteResolver
 
     public private(set) var unpairedExits: UInt64 = 0
     /// Creations on a g address still live in that process: the earlier goroutine's exit was lost.
     public private(set) var exitsLost: UInt64 = 0
-    /// g address → table key: g structs are heap objects of at least gStride bytes, so
-    /// dividing by it keeps keys unique and gives a span's neighbours neighbouring keys
-    /// (dense keys keep the live table's probe chains short, as goids did).
+    /// A size every runtime.g reaches: g addresses → dense table keys (GKeys).
     private let gStride: UInt64
     public private(set) var processesSeen: Set<UInt32> = []
 
@@ -100,7 +100,8 @@ public final class Tracker {
                 }
                 rawCache[key] = s
             }
-            let lost = table(c.pid).insert(key: c.g / gStride, createdNs: c.timeNs, site: s)
+            let (t, keys) = table(c.pid)
+            let lost = t.insert(key: keys.key(c.g, assign: true)!, createdNs: c.timeNs, site: s)
             if let lost {
                 exitsLost += 1
                 sites[Int(lost.site)].exitsLost += 1
@@ -108,7 +109,8 @@ public final class Tracker {
             sites[Int(s)].created += 1
             return .created(site: s, exitLostOf: lost?.site)
         case .exit(let pid, let g, _, let t):
-            guard let l = table(pid).remove(key: g / gStride) else {
+            let (table, keys) = table(pid)
+            guard let key = keys.key(g, assign: false), let l = table.remove(key: key) else {
                 unpairedExits += 1
                 return .unpairedExit
             }
@@ -118,6 +120,7 @@ public final class Tracker {
             return .exited(site: l.site, lifetimeNs: lifetime)
         case .processExit(let pid, _):
             var closed: [Int32: Int] = [:]
+            gKeys.removeValue(forKey: pid)
             live.removeValue(forKey: pid)?.forEach { _, _, site in
                 sites[Int(site)].closedByProcessExit += 1
                 closed[site, default: 0] += 1
@@ -128,18 +131,26 @@ public final class Tracker {
             processesSeen.remove(pid)
             lastPid = nil
             lastTable = nil
+            lastKeys = nil
             return .processEnded(pid: pid, closed: closed)
         }
     }
 
-    private func table(_ pid: UInt32) -> LiveTable {
-        if pid == lastPid, let t = lastTable { return t }
+    private func table(_ pid: UInt32) -> (LiveTable, GKeys) {
+        if pid == lastPid, let t = lastTable, let k = lastKeys { return (t, k) }
         processesSeen.insert(pid)
-        let t: LiveTable
-        if let existing = live[pid] { t = existing } else { t = LiveTable(); live[pid] = t }
+        let t: LiveTable, k: GKeys
+        if let existing = live[pid], let keys = gKeys[pid] {
+            (t, k) = (existing, keys)
+        } else {
+            (t, k) = (LiveTable(), GKeys(stride: gStride))
+            live[pid] = t
+            gKeys[pid] = k
+        }
         lastPid = pid
         lastTable = t
-        return t
+        lastKeys = k
+        return (t, k)
     }
 
     public var liveCount: Int { live.values.reduce(0) { $0 + $1.count } }

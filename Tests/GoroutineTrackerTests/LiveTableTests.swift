@@ -19,13 +19,13 @@ import Testing
         func key() -> UInt64 {
             switch pattern {
             case "dense": next += 1; return next
-            // 18 g structs per span, then ~100 keys of stacks and other objects.
-            case "spans": next += next % 18 == 17 ? 80 + rng.next() % 40 : 1; return next
+            // Pages of 19 keys, some of them (as GKeys gives them to a process after a burst).
+            case "spans": next += rng.next() % 4 == 0 ? 19 * (1 + rng.next() % 8) : 1 + rng.next() % 2; return next
             case "sparse": return rng.next() >> 20
             // Keys past 40 bits (and, below, sites past 24 bits) live outside the slots.
             case "unpackable": next += 1; return rng.next() % 4 == 0 ? (1 << 40) - 2 + next % 7 : next
             default:
-                repeat { next += 1 } while LiveTable.home(next + 1, capacity: 4096) < 4094   // key + 1 is hashed
+                repeat { next += 1 } while LiveTable.home(next + 1, capacity: 4096) < 4094   // key + 1 is placed
                 return next
             }
         }

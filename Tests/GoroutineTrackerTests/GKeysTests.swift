@@ -13,7 +13,7 @@ import Testing
         var seen: [UInt64: UInt64] = [:]   // key → g
         var all: [UInt64] = []
         var base: UInt64 = 0xc000_0000_00
-        for _ in 0..<300 {
+        for _ in 0..<2000 {   // thousands of pages: the page map grows several times
             base += UInt64(c.spanPages * 8192) * (1 + rng.next() % 5)
             let perSpan = c.spanPages * 8192 / c.sizeClass
             var spanKeys: [UInt64] = []

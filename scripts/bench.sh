@@ -15,7 +15,8 @@ FIX=.fixtures/1.25.5/goroutines.normal
 DEMO=.fixtures/demo
 GO_CMD=${GMON_GO_CACHE:-/var/cache/gmon/go}/1.25.5/lib/python3.11/site-packages/go/bin/go
 OUT=.bench; mkdir -p "$OUT"; W=$(mktemp -d)
-trap 'pkill -P $$ 2>/dev/null || true; rm -rf "$W"' EXIT
+STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
+trap 'sysctl -q kernel.bpf_stats_enabled="$STATS_WAS" || true; pkill -P $$ 2>/dev/null || true; rm -rf "$W"' EXIT
 
 start_gmon() {   # args: gmon flags…; sets GPID
   "$GMON" --path "$@" >"$W/gmon.out" 2>"$W/gmon.err" &
@@ -50,6 +51,25 @@ for r in $(seq "$ROUNDS"); do
     fi
     echo "ns $mode $ns" >>"$W/samples"
   done
+done
+
+# 1b. Where the watched thread's time goes in the kernel: the run time of each BPF program
+# per probe hit (kernel.bpf_stats_enabled; bpftool). One pass per mode after the timed
+# rounds: the statistics add two clock reads per run. This instance's programs are those
+# with ids above the largest id before it started.
+for mode in b e f c d; do
+  before=$(bpftool prog show -j | python3 -c 'import json, sys; print(max([p["id"] for p in json.load(sys.stdin)] or [0]))')
+  # shellcheck disable=SC2086
+  start_gmon "$FIX" ${FLAGS[$mode]} --metrics-address 127.0.0.1:0
+  sysctl -q kernel.bpf_stats_enabled=1
+  "$FIX" -bench "$N" >/dev/null
+  bpftool prog show -j | python3 -c '
+import json, sys
+for p in json.load(sys.stdin):
+    if p["id"] > int(sys.argv[1]) and p.get("name", "").startswith("gmon_") and p.get("run_cnt", 0) > 0:
+        print("bpf", sys.argv[2], p["name"], p["run_time_ns"] / p["run_cnt"], p["run_cnt"])' "$before" "$mode" >>"$W/samples"
+  sysctl -q kernel.bpf_stats_enabled="$STATS_WAS"
+  stop_gmon
 done
 
 # 2. A realistic service: the demo HTTP server under wrk, unwatched and watched.
@@ -94,7 +114,7 @@ done
 python3 - "$W/samples" "$OUT/results.json" "$N" <<'EOF'
 import json, statistics, sys
 samples, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-ns, cost, wrk, live, startup = {}, {}, {}, {}, []
+ns, cost, wrk, live, startup, bpf = {}, {}, {}, {}, [], {}
 for line in open(samples):
     f = line.split()
     if f[0] == "ns": ns.setdefault(f[1], []).append(float(f[2]))
@@ -102,6 +122,7 @@ for line in open(samples):
     elif f[0] == "wrk" and len(f) >= 4: wrk.setdefault(f[1], []).append((float(f[2]), f[3]))
     elif f[0] == "live": live[int(f[5])] = (int(f[1]), int(f[2]), int(f[3]), int(f[4]))
     elif f[0] == "startup": startup.append(float(f[1]))
+    elif f[0] == "bpf" and f[2] != "gmon_process_exit": bpf.setdefault(f[1], {})[f[2]] = round(float(f[3]), 1)
 med = lambda v: statistics.median(v)
 res = {"goroutines_per_run": n, "ns_per_goroutine": {m: {"median": med(v), "min": min(v), "max": max(v)} for m, v in ns.items()}}
 a = med(ns["a"])
@@ -118,6 +139,7 @@ res["events_lost"] = {m: sum(c[2] for c in v) for m, v in cost.items()}
 if wrk: res["wrk"] = {m: {"requests_per_s": med([x[0] for x in v]), "p99": [x[1] for x in v]} for m, v in wrk.items()}
 if live: res["rss_kb_with_live_goroutines"] = {f"ring_buffer_{r}_mb": {"live": v[0], "rss_kb": v[1], "rss_anon_kb": v[2], "rss_file_kb": v[3]} for r, v in live.items()}
 res["startup_s_go_command"] = med(startup)
+res["bpf_ns_per_program_run"] = bpf
 json.dump(res, open(out, "w"), indent=2)
 names = {"a": "a unwatched", "b": "b count-only, gmon's sites", "bclassic": "b' count-only, classic sites", "c": "c gmon (logs to file)", "d": "d gmon cheapest",
          "e": "e delivery floor (empty records)", "f": "f gmon's BPF, user space drops"}
@@ -134,4 +156,5 @@ if wrk: print("wrk /work:", res["wrk"])
 for r, v in live.items():
     print(f"gmon RSS with {v[0]} live goroutines, {r} MB ring buffer: {v[1] / 1024:.1f} MB (anonymous {v[2] / 1024:.1f} MB, file-backed {v[3] / 1024:.1f} MB)")
 print(f"start-up on the go command: {res['startup_s_go_command']:.3f} s")
+print("BPF ns per program run (kernel bpf_stats, one pass each):", "; ".join(f"{m}: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(p.items())) for m, p in bpf.items()))
 EOF

@@ -23,7 +23,7 @@ public struct Summary {
 
     public static func render(tracker: Tracker, losses: Losses, maxRows: Int = 15) -> String {
         let rows = tracker.sites.sorted { ($0.created, $0.site.createdBy) > ($1.created, $1.site.createdBy) }
-        var out = ["gmon summary: \(rows.reduce(0) { $0 + $1.created }) goroutines created, \(rows.reduce(0) { $0 + $1.exited }) exited, \(tracker.liveCount) still live, \(tracker.unpairedExits) exits of goroutines created before gmon attached"]
+        var out = ["gmon summary: \(rows.reduce(0) { $0 + $1.created }) goroutines created, \(rows.reduce(0) { $0 + $1.exited }) exited, \(tracker.liveCount) still live, \(tracker.unpairedExits) exits of goroutines created before gmon attached\(tracker.exitsLost > 0 ? ", \(tracker.exitsLost) goroutines closed when their g was reused (exit lost)" : "")"]
         out.append(pad("CREATED", 9) + pad("EXITED", 9) + pad("LIVE", 8) + pad("AVG LIFE", 11) + "FUNCTION  <-  CREATED BY")
         for r in rows.prefix(maxRows) {
             let avg = r.exited > 0 ? formatDuration(r.lifetimeSumNs / r.exited) : "-"

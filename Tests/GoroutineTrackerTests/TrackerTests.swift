@@ -77,6 +77,8 @@ func exit(_ pid: UInt32, _ goid: UInt64, at t: UInt64, g: UInt64? = nil) -> Even
         #expect(t.exitsLost == 1 && t.sites[Int(s0)].exitsLost == 1 && t.sites[Int(s0)].live == 0)
         guard case .exited(let s1, let lifetime) = t.handle(exit(1, 11, at: 250, g: g)) else { Issue.record(); return }
         #expect(s1 != s0 && lifetime == 50 && t.liveCount == 0 && t.sites[Int(s1)].live == 0)
+        let summary = Summary.render(tracker: t, losses: .init(ringBufferFull: (0, 1, 0), failedReads: 0, failedStacks: 0, processMapFull: 0, undecodable: 0))
+        #expect(summary.contains("2 goroutines created, 1 exited, 0 still live, 0 exits of goroutines created before gmon attached, 1 goroutines closed when their g was reused (exit lost)"))
     }
 
     /// Neighbouring g structs (heap objects of runtime.g's size, which gmon divides their

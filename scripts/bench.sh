@@ -2,7 +2,7 @@
 # What watching costs the watched program, and what gmon itself costs.
 #   bench.sh          full run (make bench): figures to the terminal and .bench/results.json
 #   bench.sh --tiny   one tiny round of every part, so the harness cannot rot (make test)
-# The machine is shared and noisy: runs alternate (a b b' c d e f a b b' c d e f …) and
+# The machine is shared and noisy: runs alternate (a b b' c d e f g a b b' c d e f g …) and
 # the table gives medians with min–max.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,10 +34,11 @@ declare -A FLAGS=(
   [d]="--no-stacks --log-level warn --no-metrics"
   [e]="--deliver-only --log-level warn --no-metrics"
   [f]="--drop-in-user-space --log-level warn --no-metrics"
+  [g]="--log-level warn"
 )
 : >"$W/samples"
 for r in $(seq "$ROUNDS"); do
-  for mode in a b bclassic c d e f; do
+  for mode in a b bclassic c d e f g; do
     if [ $mode = a ]; then
       ns=$("$FIX" -bench "$N" | awk '{print $2}')
     else
@@ -142,9 +143,9 @@ res["startup_s_go_command"] = med(startup)
 res["bpf_ns_per_program_run"] = bpf
 json.dump(res, open(out, "w"), indent=2)
 names = {"a": "a unwatched", "b": "b count-only, gmon's sites", "bclassic": "b' count-only, classic sites", "c": "c gmon (logs to file)", "d": "d gmon cheapest",
-         "e": "e delivery floor (empty records)", "f": "f gmon's BPF, user space drops"}
+         "e": "e delivery floor (empty records)", "f": "f gmon's BPF, user space drops", "g": "g as c without log lines"}
 print(f"{'run':32} {'ns/goroutine median':>20} {'min–max':>18} {'added ns':>10}")
-for m in ["a", "b", "bclassic", "c", "d", "e", "f"]:
+for m in ["a", "b", "bclassic", "c", "d", "e", "f", "g"]:
     v = res["ns_per_goroutine"][m]
     print(f"{names[m]:32} {v['median']:20.0f} {v['min']:8.0f}–{v['max']:<9.0f} {added.get(m, 0):10.0f}")
 if added.get("b", 0) > 0: res["e_over_b"] = added["e"] / added["b"]

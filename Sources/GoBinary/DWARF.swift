@@ -127,9 +127,6 @@ struct DWARFStructReader {
         }
     }
 
-    /// Member name → byte offset of the first struct type called `name`, or nil.
-    func members(ofStruct name: String) throws -> [String: Int]? { try layout(ofStruct: name)?.members }
-
     /// The first struct type called `name`: its members' byte offsets and its size, or nil.
     func layout(ofStruct name: String) throws -> (members: [String: Int], byteSize: Int?)? {
         var cu = 0

@@ -50,13 +50,11 @@ public final class Tracker {
     private var siteIndex: [CreationSite: Int32] = [:]
     /// Distinct raw stacks seen → site, so steady state does no symbolization.
     private var rawCache: [RawKey: Int32] = [:]
-    private var live: [UInt32: LiveTable] = [:]
-    private var gKeys: [UInt32: GKeys] = [:]
-    /// The pid of the previous event and its table: events come in runs from one
+    private var live: [UInt32: LiveGoroutines] = [:]
+    /// The pid of the previous event and its goroutines: events come in runs from one
     /// process, which then skip the dictionary and the set insert.
     private var lastPid: UInt32?
-    private var lastTable: LiveTable?
-    private var lastKeys: GKeys?
+    private var lastLive: LiveGoroutines?
     private let resolver: SiteResolver
 
     public private(set) var unpairedExits: UInt64 = 0
@@ -100,8 +98,7 @@ public final class Tracker {
                 }
                 rawCache[key] = s
             }
-            let (t, keys) = table(c.pid)
-            let lost = t.insert(key: keys.key(c.g, assign: true)!, createdNs: c.timeNs, site: s)
+            let lost = goroutines(c.pid).insert(g: c.g, createdNs: c.timeNs, site: s)
             if let lost {
                 exitsLost += 1
                 sites[Int(lost.site)].exitsLost += 1
@@ -109,8 +106,7 @@ public final class Tracker {
             sites[Int(s)].created += 1
             return .created(site: s, exitLostOf: lost?.site)
         case .exit(let pid, let g, _, let t):
-            let (table, keys) = table(pid)
-            guard let key = keys.key(g, assign: false), let l = table.remove(key: key) else {
+            guard let l = goroutines(pid).remove(g: g) else {
                 unpairedExits += 1
                 return .unpairedExit
             }
@@ -120,8 +116,7 @@ public final class Tracker {
             return .exited(site: l.site, lifetimeNs: lifetime)
         case .processExit(let pid, _):
             var closed: [Int32: Int] = [:]
-            gKeys.removeValue(forKey: pid)
-            live.removeValue(forKey: pid)?.forEach { _, _, site in
+            live.removeValue(forKey: pid)?.table.forEach { _, _, site in
                 sites[Int(site)].closedByProcessExit += 1
                 closed[site, default: 0] += 1
             }
@@ -130,37 +125,49 @@ public final class Tracker {
             resolver.forget(pid: pid)
             processesSeen.remove(pid)
             lastPid = nil
-            lastTable = nil
-            lastKeys = nil
+            lastLive = nil
             return .processEnded(pid: pid, closed: closed)
         }
     }
 
-    private func table(_ pid: UInt32) -> (LiveTable, GKeys) {
-        if pid == lastPid, let t = lastTable, let k = lastKeys { return (t, k) }
+    private func goroutines(_ pid: UInt32) -> LiveGoroutines {
+        if pid == lastPid, let l = lastLive { return l }
         processesSeen.insert(pid)
-        let t: LiveTable, k: GKeys
-        if let existing = live[pid], let keys = gKeys[pid] {
-            (t, k) = (existing, keys)
-        } else {
-            (t, k) = (LiveTable(), GKeys(stride: gStride))
-            live[pid] = t
-            gKeys[pid] = k
-        }
+        let l: LiveGoroutines
+        if let existing = live[pid] { l = existing } else { l = LiveGoroutines(gStride: gStride); live[pid] = l }
         lastPid = pid
-        lastTable = t
-        lastKeys = k
-        return (t, k)
+        lastLive = l
+        return l
     }
 
-    public var liveCount: Int { live.values.reduce(0) { $0 + $1.count } }
+    public var liveCount: Int { live.values.reduce(0) { $0 + $1.table.count } }
 
-    public func liveCount(pid: UInt32) -> Int { live[pid]?.count ?? 0 }
+    public func liveCount(pid: UInt32) -> Int { live[pid]?.table.count ?? 0 }
 
     /// Creation time of the oldest live goroutine per site (for age gauges).
     public func oldestLiveCreation() -> [Int32: UInt64] {
         var out: [Int32: UInt64] = [:]
-        for (_, table) in live { table.forEach { _, t, site in out[site] = min(out[site] ?? .max, t) } }
+        for (_, l) in live { l.table.forEach { _, t, site in out[site] = min(out[site] ?? .max, t) } }
         return out
+    }
+}
+
+/// One process's live goroutines, found by their runtime.g's address: its dense key
+/// (GKeys) in the live table.
+final class LiveGoroutines {
+    let table = LiveTable()
+    private let keys: GKeys
+
+    init(gStride: UInt64) { keys = GKeys(stride: gStride) }
+
+    /// Returns the goroutine it replaced, if that g was live (its exit was lost).
+    func insert(g: UInt64, createdNs: UInt64, site: Int32) -> (createdNs: UInt64, site: Int32)? {
+        table.insert(key: keys.key(g, assign: true)!, createdNs: createdNs, site: site)
+    }
+
+    /// nil when the g is not live (a goroutine created before gmon attached).
+    func remove(g: UInt64) -> (createdNs: UInt64, site: Int32)? {
+        guard let key = keys.key(g, assign: false) else { return nil }
+        return table.remove(key: key)
     }
 }

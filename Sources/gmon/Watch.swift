@@ -113,11 +113,12 @@ struct Watch: ParsableCommand {
             try s.start(host: host, port: port)
             server = s
         }
+        let level = LogWriter.Level(name: logLevel)!   // validated
         let session: BPFSession
         do {
             // Only debug logs show an exit's goid; reading it costs the exiting thread a cache miss.
             session = try BPFSession(exe: exe, layout: layout, plan: plan, pid: pid, collectStacks: !noStacks,
-                                     exitGoid: LogWriter.Level(name: logLevel) == .debug,
+                                     exitGoid: level == .debug,
                                      ringBufferBytes: UInt32(ringBufferMB) << 20,
                                      probes: countOnly ? .countOnly : deliverOnly ? .deliverOnly : .gmon,
                                      pauseBeforeUprobesMs: attachPauseMs)
@@ -127,7 +128,7 @@ struct Watch: ParsableCommand {
             server?.stop()
             return
         }
-        let log = LogWriter(fd: 1, format: LogWriter.Format(rawValue: logFormat)!, level: LogWriter.Level(name: logLevel)!)
+        let log = LogWriter(fd: 1, format: LogWriter.Format(rawValue: logFormat)!, level: level)
         let resolver = GoSiteResolver(exe: exe, creationProbeAddress: plan.creation.isReturnProbe ? nil : plan.creation.address)
         let tracker = Tracker(resolver: resolver, gStride: layout.gSizeFloor)
         var undecodable: UInt64 = 0

@@ -129,7 +129,7 @@ res = {"goroutines_per_run": n, "ns_per_goroutine": {m: {"median": med(v), "min"
 a = med(ns["a"])
 added = {m: med(v) - a for m, v in ns.items() if m != "a"}
 res["added_ns_per_goroutine"] = added
-if added.get("b", 0) > 0: res["c_over_b"] = added["c"] / added["b"]
+if added.get("b", 0) > 0: res["c_over_b"], res["e_over_b"] = added["c"] / added["b"], added["e"] / added["b"]
 if added.get("bclassic", 0) > 0: res["c_over_bclassic"] = added["c"] / added["bclassic"]
 events = 2 * n
 # gmon's CPU per event: above the count-only run, which pays start-up and attach but handles no event.
@@ -148,7 +148,6 @@ print(f"{'run':32} {'ns/goroutine median':>20} {'min–max':>18} {'added ns':>10
 for m in ["a", "b", "bclassic", "c", "d", "e", "f", "g"]:
     v = res["ns_per_goroutine"][m]
     print(f"{names[m]:32} {v['median']:20.0f} {v['min']:8.0f}–{v['max']:<9.0f} {added.get(m, 0):10.0f}")
-if added.get("b", 0) > 0: res["e_over_b"] = added["e"] / added["b"]
 for k in ["c_over_b", "e_over_b", "c_over_bclassic"]:
     if k in res: print(f"{k}: {res[k]:.2f}")
 print("gmon CPU µs/event:", {m: round(v, 3) for m, v in res["gmon_cpu_us_per_event"].items()})

@@ -12,7 +12,8 @@ let package = Package(
     products: [
         .executable(name: "gmon", targets: ["gmon"]),
         // For the benchmark package in Benchmarks/.
-        .library(name: "GmonLibraries", targets: ["GoBinary", "GoroutineTracker", "Symbolization", "GmonExporters"]),
+        .library(name: "GmonLibraries", targets: ["GoBinary", "GoroutineTracker", "Symbolization", "GmonExporters", "GmonMetrics",
+                                                 "CGmonEvents", "GmonPipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -49,11 +50,14 @@ let package = Package(
         // Prometheus metrics per creation site, and their two text formats.
         .target(name: "GmonMetrics", dependencies: ["GoroutineTracker", .product(name: "Prometheus", package: "swift-prometheus")]),
 
+        // The per-event path: ring-buffer record → decoder → tracker → exporters.
+        .target(name: "GmonPipeline", dependencies: ["GmonBPF", "GoroutineTracker", "GmonMetrics", "GmonExporters"], swiftSettings: hotPath),
+
         .executableTarget(name: "gmon", dependencies: [
             "GmonMetrics", .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
-            "GoBinary", "AttachPoints", "GmonBPF", "LibBPF", "GoroutineTracker", "Symbolization", "GmonExporters",
+            "GoBinary", "AttachPoints", "GmonBPF", "LibBPF", "GoroutineTracker", "Symbolization", "GmonExporters", "GmonPipeline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: hotPath),
 

@@ -99,10 +99,21 @@ final class LiveTable {
         guard slotsUsed > 0, let packedKey = Self.packable(key), let i = find(packedKey) else { return nil }
         let found = (slots[2 * i + 1], Int32(truncatingIfNeeded: slots[2 * i] >> Self.keyBits))
         // Backward-shift deletion: no tombstones, so probe chains never grow with churn.
+        // Most entries sit at their home, in runs of consecutive keys: an entry whose key
+        // follows that of an entry at home in the slot before is at home too, and stays;
+        // that check replaces a division per slot scanned (perf: 8% of the per-event path).
         var hole = i
         var j = next(i)
+        var previousAtHome: UInt64 = 0   // key of the slot before j when it is at its home; 0: none
         while slots[2 * j] != 0 {
-            let h = home(slots[2 * j] & Self.keyMask)
+            let k = slots[2 * j] & Self.keyMask
+            if previousAtHome != 0, k == previousAtHome &+ 1 {
+                previousAtHome = k
+                j = next(j)
+                continue
+            }
+            let h = home(k)
+            previousAtHome = h == j ? k : 0
             // Move j into the hole unless its home lies cyclically in (hole, j].
             let between = hole <= j ? (h > hole && h <= j) : (h > hole || h <= j)
             if !between {

@@ -5,6 +5,7 @@ import Foundation
 import GmonBPF
 import GmonExporters
 import GmonMetrics
+import GmonPipeline
 import GoBinary
 import GoroutineTracker
 import LibBPF
@@ -131,37 +132,14 @@ struct Watch: ParsableCommand {
         let log = LogWriter(fd: 1, format: LogWriter.Format(rawValue: logFormat)!, level: level)
         let resolver = GoSiteResolver(exe: exe, creationProbeAddress: plan.creation.isReturnProbe ? nil : plan.creation.address)
         let tracker = Tracker(resolver: resolver, gStride: layout.gSizeFloor)
-        var undecodable: UInt64 = 0
-
-        let decoder = EventDecoder()
-        // The per-event path. Sites are passed as autoclosures: the exporters render a
-        // site once and then only need its index.
+        let pipeline = EventPipeline(tracker: tracker, metrics: server == nil ? nil : metrics, log: log)
         var delivered: UInt64 = 0
         // Read once: a property-wrapped flag read per event instantiates generic metadata (perf).
         let dropEveryRecord = deliverOnly || dropInUserSpace
-        let metricsOn = server != nil   // --no-metrics: nothing would read them
+        let metricsOn = server != nil
         let ring = try RingBuffer(map: session.events) { raw in
             if dropEveryRecord { delivered += 1; return }
-            guard let event = decoder.decode(raw) else { undecodable += 1; return }
-            switch tracker.handle(event) {
-            case .created(let s, let exitLostOf):
-                if metricsOn {
-                    metrics.created(site: s, tracker.sites[Int(s)].site)
-                    if let l = exitLostOf { metrics.exitLost(site: l, tracker.sites[Int(l)].site) }
-                }
-                if case .create(let c) = event { log.created(c, site: tracker.sites[Int(s)].site, siteIndex: s) }
-            case .exited(let s, let lifetime):
-                if metricsOn { metrics.exited(site: s, tracker.sites[Int(s)].site, lifetimeNs: lifetime) }
-                if case .exit(let p, _, let goid, let t) = event {
-                    log.exited(pid: p, goid: goid, timeNs: t, lifetimeNs: lifetime, site: tracker.sites[Int(s)].site, siteIndex: s)
-                }
-            case .unpairedExit:
-                if metricsOn { metrics.unpairedExit() }
-                if case .exit(let p, _, let goid, let t) = event { log.exited(pid: p, goid: goid, timeNs: t, lifetimeNs: nil, site: nil) }
-            case .processEnded(let p, let closed):
-                if metricsOn { metrics.processEnded(tracker: tracker, closedPerSite: closed) }
-                if case .processExit(_, let t) = event { log.processExited(pid: p, timeNs: t, liveGoroutines: closed.values.reduce(0, +)) }
-            }
+            pipeline.handle(raw)
         }
 
         server?.isAttached = true
@@ -175,12 +153,11 @@ struct Watch: ParsableCommand {
             // The BPF side wakes us only for a backlog or a process exit; drain on a 20 ms tick.
             try ring.poll(timeoutMs: 20)
             try ring.consume()
-            log.flush()
-            if metricsOn { metrics.publish() }
+            pipeline.flush()
             if Date().timeIntervalSince(lastRefresh) >= 1 {
                 // The age gauges walk every live goroutine: not for metrics nobody serves.
                 if metricsOn {
-                    metrics.refresh(tracker: tracker, nowNs: monotonicNow(), losses: session.losses(undecodable: undecodable).byReason)
+                    metrics.refresh(tracker: tracker, nowNs: monotonicNow(), losses: session.losses(undecodable: pipeline.undecodable).byReason)
                 }
                 lastRefresh = Date()
                 // A deployment replaces the file: the probes stay on the old inode, so say so.
@@ -200,10 +177,9 @@ struct Watch: ParsableCommand {
         server?.isAttached = false
         session.detach()
         try ring.consume()
-        log.flush()
-        if metricsOn { metrics.publish() }
+        pipeline.flush()
         let c = session.counters()
-        FileHandle.standardErrorLine(Summary.render(tracker: tracker, losses: session.losses(undecodable: undecodable, counters: c)))
+        FileHandle.standardErrorLine(Summary.render(tracker: tracker, losses: session.losses(undecodable: pipeline.undecodable, counters: c)))
         if dropEveryRecord { FileHandle.standardErrorLine("gmon: records delivered and dropped: \(delivered)") }
         if countOnly {
             FileHandle.standardErrorLine("gmon: count-only: creations \(c[Int(GMON_COUNT_ONLY_CREATE.rawValue)]) exits \(c[Int(GMON_COUNT_ONLY_EXIT.rawValue)])")

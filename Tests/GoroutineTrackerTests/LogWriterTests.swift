@@ -49,4 +49,44 @@ import Testing
         close(fds[1])
         #expect(FileHandle(fileDescriptor: fds[0], closeOnDealloc: true).readDataToEndOfFile().isEmpty)
     }
+    /// Output through a temporary file: lines larger than a pipe's buffer.
+    func fileOutput(_ body: (LogWriter) -> Void) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-log-\(UUID().uuidString)").path
+        let fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0o600)
+        try #require(fd >= 0)
+        defer { close(fd); unlink(path) }
+        let w = LogWriter(fd: fd, format: .logfmt, level: .debug)
+        body(w)
+        w.flush()
+        return try String(contentsOfFile: path, encoding: .utf8)
+    }
+
+    /// Lines from a site's cached rendering equal the first; numbers at their extremes; a
+    /// line larger than the writer's buffer (64 KiB) comes out whole, and so do the
+    /// thousands of lines around it that cross flushes.
+    @Test func cachedSitesExtremeNumbersAndLongLines() throws {
+        let longFrame = String(repeating: "pkg.F", count: 2_000) + " (x.go:1)"
+        let big = CreationSite(function: "main.big", createdBy: "main.main (main.go:1)", stack: Array(repeating: longFrame, count: 12))
+        var c = creation
+        let text = try fileOutput { w in
+            for i in 0..<5_000 {
+                c.goid = i == 0 ? 0 : (i == 1 ? UInt64.max : UInt64(i))
+                w.created(c, site: site, siteIndex: 0)
+                if i == 2_500 { w.created(c, site: big, siteIndex: 1) }
+            }
+            w.exited(pid: 7, goid: 9, timeNs: 10, lifetimeNs: nil, site: nil)
+        }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count == 5_003)   // 5,000 + the big one + the exit + "" after the last newline
+        let tail = " level=INFO msg=\"goroutine is created\" pid=7 goroutine_id=%@ parent_goroutine_id=1 function=main.worker created_by=\"main.main (main.go:14)\" stack.0=\"main.main (main.go:14)\" stack.1=\"a \\\"b\\\"\\\\c\""
+        #expect(lines[0].hasSuffix(tail.replacingOccurrences(of: "%@", with: "0")))
+        #expect(lines[1].hasSuffix(tail.replacingOccurrences(of: "%@", with: "18446744073709551615")))
+        #expect(lines[4_999].hasSuffix(tail.replacingOccurrences(of: "%@", with: "4998")))
+        let bigLine = lines[2_501]
+        #expect(bigLine.utf8.count > 120_000)
+        #expect(bigLine.hasSuffix("stack.11=\"\(longFrame)\""))
+        #expect(lines[2_502].hasSuffix(tail.replacingOccurrences(of: "%@", with: "2501")))
+        #expect(lines[5_001].hasSuffix("goroutine_id=9 created=\"before gmon attached\""))
+        #expect(lines.dropLast().allSatisfy { $0.hasPrefix("time=") })
+    }
 }

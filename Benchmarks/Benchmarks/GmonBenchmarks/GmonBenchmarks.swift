@@ -2,6 +2,13 @@ import Benchmark
 import Foundation
 import GoBinary
 import GoroutineTracker
+import CGmonEvents
+import GmonExporters
+import GmonMetrics
+import GmonPipeline
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The largest Go binary at hand: the `go` command of a toolchain (~15 MB).
 let goCommand = ProcessInfo.processInfo.environment["GMON_BENCH_BINARY"]
@@ -55,6 +62,67 @@ let benchmarks: @Sendable () -> Void = {
                 t.handle(.create(Creation(pid: 1, goid: goid, g: g, parentGoid: 1, timeNs: goid, startPC: UInt64(i % 100),
                                           goPC: 7, stack: stack)))
                 t.handle(.exit(pid: 1, g: g, goid: 0, timeNs: goid + 1000))
+            }
+        }
+    }
+
+    // Log lines: one "goroutine is created" line per creation, to /dev/null (what
+    // formatting costs, without the file system), a site of three frames as in make bench.
+    Benchmark("log lines, per 100k creations") { benchmark in
+        let fd = open("/dev/null", O_WRONLY)
+        defer { close(fd) }
+        let log = LogWriter(fd: fd, format: .logfmt, level: .info)
+        let site = CreationSite(function: "main.main.func1", createdBy: "main.main (main.go:150)",
+                                stack: ["main.main (main.go:150)", "runtime.main (proc.go:285)", "runtime.goexit (asm_amd64.s:1693)"])
+        var c = Creation(pid: 15782, goid: 0, g: 0, parentGoid: 1, timeNs: 1_000_000_000, startPC: 1, goPC: 2, stack: [1, 2, 3])
+        for _ in benchmark.scaledIterations {
+            for _ in 0..<100_000 {
+                c.goid += 1
+                c.timeNs += 1700
+                log.created(c, site: site, siteIndex: 0)
+            }
+            log.flush()
+        }
+    }
+
+    // gmon's per-event path as Watch runs it: ring-buffer records → decoder → tracker →
+    // metrics and log lines (to /dev/null), in make bench's shape: goroutines are created
+    // in bursts of 1,000 from one site (stack of 4 PCs) and then exit; g structs are laid
+    // out as Go 1.25 allocates them: sizeof(g) 440, size class 448, 18 to an 8 KiB span.
+    Benchmark("pipeline (decode, track, metrics, log), per 100k goroutines") { benchmark in
+        let fd = open("/dev/null", O_WRONLY)
+        defer { close(fd) }
+        let metrics = GoroutineMetrics(exe: "bench", maxSites: 100, version: "bench", goVersion: "go1.25.5")
+        let p = EventPipeline(tracker: Tracker(resolver: PCResolver(), gStride: 440), metrics: metrics,
+                              log: LogWriter(fd: fd, format: .logfmt, level: .info))
+        var create = gmon_create_event()
+        create.h.type = UInt32(GMON_EVENT_CREATE.rawValue)
+        create.h.tgid = 4242
+        create.parent_goid = 1
+        create.startpc = 0x4a0000
+        create.gopc = 0x4a1000
+        create.probe_ip = 0x440000
+        create.stack_len = 4
+        withUnsafeMutableBytes(of: &create.stack) { $0.storeBytes(of: (UInt64(0x440000), UInt64(0x4a1000), UInt64(0x438000), UInt64(0x470000)), as: (UInt64, UInt64, UInt64, UInt64).self) }
+        let createSize = MemoryLayout<gmon_create_event>.offset(of: \gmon_create_event.stack)! + 4 * 8
+        var exit = gmon_exit_event()
+        exit.h.type = UInt32(GMON_EVENT_EXIT.rawValue)
+        exit.h.tgid = 4242
+        func gAddress(_ i: Int) -> UInt64 { 0xc000_4000_00 + UInt64(i / 18) * 8192 + UInt64(i % 18) * 448 }
+        var goid: UInt64 = 0, now: UInt64 = 1_000_000_000
+        for _ in benchmark.scaledIterations {
+            for _ in 0..<100 {
+                for i in 0..<1_000 {
+                    goid += 1; now += 1_700
+                    create.h.goid = goid; create.h.ktime_ns = now; create.g = gAddress(i)
+                    withUnsafeBytes(of: &create) { p.handle(UnsafeRawBufferPointer(rebasing: $0[..<createSize])) }
+                }
+                for i in 0..<1_000 {
+                    now += 1_700
+                    exit.h.ktime_ns = now; exit.g = gAddress(i)
+                    withUnsafeBytes(of: &exit) { p.handle($0) }
+                }
+                p.flush()
             }
         }
     }

@@ -19,12 +19,31 @@ STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
 trap 'sysctl -q kernel.bpf_stats_enabled="$STATS_WAS" || true; pkill -P $$ 2>/dev/null || true; rm -rf "$W"' EXIT
 
 start_gmon() {   # args: gmon flags…; sets GPID
-  "$GMON" --path "$@" >"$W/gmon.out" 2>"$W/gmon.err" &
+  # Emptied here, not by the redirections of the background job: those run in the child,
+  # and while it truncated the last run's log (60 MB) this shell read the last run's
+  # "watching" line and started the program before gmon had attached.
+  rm -f "$W/gmon.out"; : >"$W/gmon.err"
+  "$GMON" --path "$@" >"$W/gmon.out" 2>>"$W/gmon.err" &
   GPID=$!
   for _ in $(seq 300); do grep -q "gmon: watching" "$W/gmon.err" && return 0; kill -0 $GPID 2>/dev/null || break; sleep 0.05; done
   echo "bench: gmon did not attach: $(cat "$W/gmon.err")" >&2; exit 1
 }
 stop_gmon() { kill -INT $GPID; wait $GPID || true; }
+
+# A run counts only if gmon saw every goroutine of it: N from the bench loop plus the
+# runtime's own; none created before it attached; nothing lost.
+check_exact() {   # mode
+  local e="$W/gmon.err" ok=1
+  case $1 in
+    b|bclassic) read -r c x < <(sed -n 's/^gmon: count-only: creations \([0-9]*\) exits \([0-9]*\)/\1 \2/p' "$e")
+                [ "${c:-0}" -ge "$N" ] && [ "${x:-0}" -ge "$N" ] || ok=0 ;;
+    e|f) d=$(sed -n 's/^gmon: records delivered and dropped: \([0-9]*\)/\1/p' "$e"); [ "${d:-0}" -ge $((2 * N)) ] || ok=0 ;;
+    *) read -r c x before < <(sed -n 's/^gmon summary: \([0-9]*\) goroutines created, \([0-9]*\) exited, .*, \([0-9]*\) exits of goroutines created before gmon attached/\1 \2 \3/p' "$e")
+       [ "${c:-0}" -ge "$N" ] && [ "${x:-0}" -ge "$N" ] && [ "${before:-1}" = 0 ] || ok=0 ;;
+  esac
+  grep -q "^lost events: ring buffer full 0 " "$e" || [ "$1" = b ] || [ "$1" = bclassic ] || ok=0
+  if [ $ok = 0 ]; then echo "bench: mode $1 did not see all $N goroutines exactly:" >&2; cat "$e" >&2; exit 1; fi
+}
 
 # 1. Cost per goroutine to the watched program.
 declare -A FLAGS=(
@@ -46,6 +65,7 @@ for r in $(seq "$ROUNDS"); do
       start_gmon "$FIX" ${FLAGS[$mode]} --metrics-address 127.0.0.1:0
       ns=$("$FIX" -bench "$N" | awk '{print $2}')
       sleep 0.3; stop_gmon
+      check_exact $mode
       cost=$(sed -n 's/^gmon: own cost: user \([0-9.e-]*\) s, system \([0-9.e-]*\) s, peak RSS \([0-9]*\) MB/\1 \2 \3/p' "$W/gmon.err")
       lost=$(sed -n 's/^lost events: ring buffer full \([0-9]*\).*/\1/p' "$W/gmon.err")
       echo "cost $mode $cost ${lost:-0}" >>"$W/samples"

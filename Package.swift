@@ -63,7 +63,7 @@ let package = Package(
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "GoBinaryTests", dependencies: ["GoBinary", "AttachPoints", "TestSupport"]),
-        .testTarget(name: "GoroutineTrackerTests", dependencies: ["GoroutineTracker", "GmonExporters", "GmonMetrics"]),
+        .testTarget(name: "GoroutineTrackerTests", dependencies: ["GoroutineTracker", "GmonExporters", "GmonMetrics", "GmonPipeline", "CGmonEvents"]),
         .testTarget(name: "EndToEndTests", dependencies: ["GoBinary", "TestSupport"]),
     ]
 )

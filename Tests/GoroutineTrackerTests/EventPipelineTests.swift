@@ -1,0 +1,81 @@
+import CGmonEvents
+import Foundation
+import GmonExporters
+import GmonMetrics
+import GmonPipeline
+import GoroutineTracker
+import Testing
+
+/// The per-event path on records laid out as the BPF program writes them (gmon_events.h):
+/// decoding, pairing, log lines and metrics together.
+@Suite struct EventPipelineTests {
+    final class Resolver: SiteResolver {
+        func site(for c: Creation) -> CreationSite {
+            CreationSite(function: "main.f\(c.startPC)", createdBy: "main.main (main.go:\(c.goPC))", stack: c.stack.map { "pc\($0)" })
+        }
+        func forget(pid: UInt32) {}
+    }
+
+    func createRecord(pid: UInt32, goid: UInt64, g: UInt64, timeNs: UInt64, startPC: UInt64, stack: [UInt64]) -> [UInt8] {
+        var e = gmon_create_event()
+        e.h.type = UInt32(GMON_EVENT_CREATE.rawValue)
+        e.h.tgid = pid
+        e.h.goid = goid
+        e.h.ktime_ns = timeNs
+        e.parent_goid = 1
+        e.startpc = startPC
+        e.gopc = 14
+        e.g = g
+        e.stack_len = UInt32(stack.count)
+        withUnsafeMutableBytes(of: &e.stack) { raw in for (i, pc) in stack.enumerated() { raw.storeBytes(of: pc, toByteOffset: 8 * i, as: UInt64.self) } }
+        let size = MemoryLayout<gmon_create_event>.offset(of: \gmon_create_event.stack)! + 8 * stack.count
+        return withUnsafeBytes(of: &e) { Array($0[..<size]) }
+    }
+
+    func exitRecord(pid: UInt32, g: UInt64, timeNs: UInt64) -> [UInt8] {
+        var e = gmon_exit_event()
+        e.h.type = UInt32(GMON_EVENT_EXIT.rawValue)
+        e.h.tgid = pid
+        e.h.ktime_ns = timeNs
+        e.g = g
+        return withUnsafeBytes(of: &e) { Array($0) }
+    }
+
+    @Test func recordsBecomeLinesCountsAndLifetimes() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-pipeline-\(UUID().uuidString)").path
+        let fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0o600)
+        try #require(fd >= 0)
+        defer { close(fd); unlink(path) }
+        let metrics = GoroutineMetrics(exe: "app", maxSites: 10, version: "test", goVersion: "go1.25.5")
+        let tracker = Tracker(resolver: Resolver(), gStride: 448)
+        let p = EventPipeline(tracker: tracker, metrics: metrics, log: LogWriter(fd: fd, format: .logfmt, level: .info))
+        // Two sites, interleaved: the tracker's last-site shortcut must not mix them up.
+        for i in 0..<1_000 {
+            let site: UInt64 = i % 3 == 0 ? 2 : 1
+            createRecord(pid: 7, goid: UInt64(i + 10), g: 0xc000_1000_00 + UInt64(i) * 448, timeNs: UInt64(i) * 1_000,
+                         startPC: site, stack: [site * 100, 42]).withUnsafeBytes { p.handle($0) }
+        }
+        for i in 0..<1_000 where i % 2 == 0 {
+            exitRecord(pid: 7, g: 0xc000_1000_00 + UInt64(i) * 448, timeNs: UInt64(i) * 1_000 + 5_000_000).withUnsafeBytes { p.handle($0) }
+        }
+        [UInt8](repeating: 0, count: 3).withUnsafeBytes { p.handle($0) }   // too short: counted, not decoded
+        p.flush()
+
+        #expect(p.undecodable == 1)
+        #expect(tracker.liveCount == 500)
+        let bySite = Dictionary(uniqueKeysWithValues: tracker.sites.map { ($0.site.function, $0) })
+        #expect(bySite["main.f1"]?.created == 666 && bySite["main.f2"]?.created == 334)
+        #expect(bySite["main.f1"]?.exited == 333 && bySite["main.f2"]?.exited == 167)
+        #expect(bySite["main.f2"]?.lifetimeSumNs == 167 * 5_000_000)
+
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 1_000)
+        #expect(lines[3].contains(" pid=7 goroutine_id=13 parent_goroutine_id=1 function=main.f2 created_by=\"main.main (main.go:14)\" stack.0=pc200 stack.1=pc42"))
+        #expect(lines[4].contains(" goroutine_id=14 parent_goroutine_id=1 function=main.f1 "))
+
+        let text = String(decoding: Exposition.render(metrics.registry, openMetrics: false), as: UTF8.self)
+        #expect(text.contains("gmon_goroutines_created_total{exe=\"app\",function=\"main.f2\",created_by=\"main.main (main.go:14)\",stack_0=\"pc200\",stack_1=\"pc42\"} 334"))
+        #expect(text.contains("gmon_goroutines_live{exe=\"app\",function=\"main.f1\",created_by=\"main.main (main.go:14)\",stack_0=\"pc100\",stack_1=\"pc42\"} 333"))
+        #expect(text.contains("gmon_goroutine_lifetime_seconds_count{exe=\"app\",function=\"main.f2\",created_by=\"main.main (main.go:14)\",stack_0=\"pc200\",stack_1=\"pc42\"} 167"))
+    }
+}

@@ -27,7 +27,7 @@ public final class EventDecoder {
         let h = raw.loadUnaligned(as: gmon_event_header.self)
         switch h.type {
         case UInt32(GMON_EVENT_CREATE.rawValue):
-                        guard raw.count >= stackOffset else { return nil }
+            guard raw.count >= stackOffset else { return nil }
             // Fields one by one: a whole gmon_create_event on the stack is 600 zeroed bytes per event.
             func u64(_ offset: Int) -> UInt64 { raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
             let stackLen = raw.loadUnaligned(fromByteOffset: stackLenOffset, as: UInt32.self)

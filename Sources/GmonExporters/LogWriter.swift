@@ -53,15 +53,17 @@ public final class LogWriter {
             filePosition = fcntl(fd, F_GETFL) & O_APPEND != 0 ? Int64(st.st_size) : Int64(position)
         }
         let r = Renderer(format: format)
-        timeKey = Self.keep(Array((format == .json ? "{\"time\":\"" : "time=").utf8))
-        heads = Heads(created: Self.keep(r.head(.info, "goroutine is created")),
-                      exited: Self.keep(r.head(.debug, "goroutine is exited")),
-                      processExited: Self.keep(r.head(.info, "process exited")))
-        keys = Keys(pid: Self.keep(r.key("pid")), goroutineID: Self.keep(r.key("goroutine_id")),
-                    parentGoroutineID: Self.keep(r.key("parent_goroutine_id")),
-                    lifetime: Self.keep(r.key("lifetime_seconds")), liveGoroutines: Self.keep(r.key("live_goroutines")))
-        kept = [timeKey, heads.created, heads.exited, heads.processExited,
-                keys.pid, keys.goroutineID, keys.parentGoroutineID, keys.lifetime, keys.liveGoroutines]
+        // Everything kept here is freed with the writer.
+        var constants: [Bytes] = []
+        func constant(_ a: [UInt8]) -> Bytes { let b = Self.keep(a); constants.append(b); return b }
+        timeKey = constant(Array((format == .json ? "{\"time\":\"" : "time=").utf8))
+        heads = Heads(created: constant(r.head(.info, "goroutine is created")),
+                      exited: constant(r.head(.debug, "goroutine is exited")),
+                      processExited: constant(r.head(.info, "process exited")))
+        keys = Keys(pid: constant(r.key("pid")), goroutineID: constant(r.key("goroutine_id")),
+                    parentGoroutineID: constant(r.key("parent_goroutine_id")),
+                    lifetime: constant(r.key("lifetime_seconds")), liveGoroutines: constant(r.key("live_goroutines")))
+        kept = constants
     }
 
     deinit {

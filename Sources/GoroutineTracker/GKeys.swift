@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Dense keys for one process's runtime.g structs, so the live table can place them by
 /// identity as it did goids: neighbours in memory get neighbouring slots.
 ///
@@ -29,13 +33,9 @@ final class GKeys {
         slots = Self.allocate(capacity)
     }
 
-    deinit { slots.deallocate() }
+    deinit { free(slots) }
 
-    private static func allocate(_ c: Int) -> UnsafeMutablePointer<UInt64> {
-        let s = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * c)
-        s.initialize(repeating: 0, count: 2 * c)
-        return s
-    }
+    private static func allocate(_ c: Int) -> UnsafeMutablePointer<UInt64> { zeroedWords(2 * c) }
 
     @inline(__always) private func home(_ tag: UInt64) -> Int {
         Int(truncatingIfNeeded: (tag &* 0x9e37_79b9_7f4a_7c15) >> UInt64(64 - capacity.trailingZeroBitCount))
@@ -77,6 +77,6 @@ final class GKeys {
             while slots[2 * i] != 0 { i = (i + 1) & (capacity - 1) }
             slots[2 * i] = old[2 * j]; slots[2 * i + 1] = old[2 * j + 1]
         }
-        old.deallocate()
+        free(old)
     }
 }

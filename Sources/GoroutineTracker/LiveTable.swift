@@ -38,12 +38,7 @@ final class LiveTable {
 
     deinit { free(slots) }
 
-    /// Zeroed slots from calloc: large tables come as fresh pages the kernel has zeroed
-    /// already; zeroing them again cost 7% of gmon's CPU while a million goroutines piled up.
-    private static func allocate(_ c: Int) -> UnsafeMutablePointer<UInt64> {
-        guard let raw = calloc(2 * c, MemoryLayout<UInt64>.stride) else { fatalError("out of memory for \(c) live goroutines") }
-        return raw.bindMemory(to: UInt64.self, capacity: 2 * c)
-    }
+    private static func allocate(_ c: Int) -> UnsafeMutablePointer<UInt64> { zeroedWords(2 * c) }
 
     /// key + 1 when the entry packs into a slot.
     @inline(__always) private static func packable(_ key: UInt64) -> UInt64? {
@@ -151,4 +146,12 @@ final class LiveTable {
         }
         for (g, v) in overflow { body(g, v.createdNs, v.site) }
     }
+}
+
+/// `n` zeroed words from calloc, released with free(): large tables come as fresh pages
+/// the kernel has zeroed already; zeroing them again cost 7% of gmon's CPU while a
+/// million goroutines piled up. Used by the live table and the g keys' page map.
+func zeroedWords(_ n: Int) -> UnsafeMutablePointer<UInt64> {
+    guard let raw = calloc(n, MemoryLayout<UInt64>.stride) else { fatalError("out of memory for \(n) words of goroutine tables") }
+    return raw.bindMemory(to: UInt64.self, capacity: n)
 }

@@ -105,6 +105,8 @@ public final class Tracker {
                 }
                 rawCache[key] = s
             }
+            // Only when the site changes: holding each new key would keep the decoder's
+            // reused stack array shared, and decoding would then allocate a new one.
             if lastSite != s || lastKey == nil { lastKey = key; lastSite = s }
             let lost = goroutines(c.pid).insert(g: c.g, createdNs: c.timeNs, site: s)
             if let lost {

@@ -50,7 +50,7 @@ struct Watch: ParsableCommand {
     @Option(name: .customLong("ring-buffer-mb"),
             help: "Size of the kernel-to-gmon ring buffer in MiB (a power of two). Larger absorbs longer bursts; it is counted twice in gmon's RSS.")
     // 2 MiB: ~20 ms at the highest rate measured here (~100 MB/s of events), seconds at
-    // ordinary rates; 2.3 M goroutines in 5 s with logs to a file lost none. Keeps gmon under
+    // ordinary rates; 2.9 M goroutines in 5 s with logs to a file lost none. Keeps gmon under
     // 64 MB of RSS with a million live goroutines (make bench).
     var ringBufferMB: Int = 2
 

@@ -69,14 +69,18 @@ struct {
     __type(value, __u64);
 } gmon_process_exits SEC(".maps");
 
+// This CPU's state, looked up once per event for wakeup_flag and remember_tgid.
+static __always_inline struct gmon_cpu_state *cpu_state(void) {
+    __u32 zero = 0;
+    return bpf_map_lookup_elem(&gmon_cpu_state, &zero);
+}
+
 // Waking the reader for every event costs more than the event itself: wake it only
 // once a quarter of the ring is waiting (gmon also drains the ring every 20 ms). Even
 // the check costs: it reads the consumer position, a cache line gmon's reader keeps
 // writing (~40 ns per creation, ~70 per exit, bpf_stats), so each CPU checks on one
 // event in 64 (~10 KB of records, against a quarter ring of 512 KB).
-static __always_inline __u64 wakeup_flag(void) {
-    __u32 zero = 0;
-    struct gmon_cpu_state *c = bpf_map_lookup_elem(&gmon_cpu_state, &zero);
+static __always_inline __u64 wakeup_flag(struct gmon_cpu_state *c) {
     if (c && (++c->events & 63) != 0)
         return BPF_RB_NO_WAKEUP;
     return bpf_ringbuf_query(&gmon_events, BPF_RB_AVAIL_DATA) >= gmon_cfg.wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
@@ -88,9 +92,8 @@ static __always_inline void count(__u32 idx) {
         *v += 1;
 }
 
-static __always_inline void remember_tgid(__u32 tgid) {
+static __always_inline void remember_tgid(struct gmon_cpu_state *c, __u32 tgid) {
     __u32 zero = 0;
-    struct gmon_cpu_state *c = bpf_map_lookup_elem(&gmon_cpu_state, &zero);
     __u64 *exits = bpf_map_lookup_elem(&gmon_process_exits, &zero);
     if (!c || !exits)
         return;
@@ -205,9 +208,10 @@ static __always_inline int on_create(struct gmon_pt_regs *ctx, __u64 g) {
     __u64 size = sizeof(*e) - sizeof(e->stack) + (__u64)(e->stack_len & (GMON_MAX_STACK * 2 - 1)) * 8;
     if (size > sizeof(*e))
         size = sizeof(*e);
-    if (bpf_ringbuf_output(&gmon_events, e, size, wakeup_flag()) != 0)
+    struct gmon_cpu_state *c = cpu_state();
+    if (bpf_ringbuf_output(&gmon_events, e, size, wakeup_flag(c)) != 0)
         count(GMON_LOST_CREATE_RINGBUF);
-    remember_tgid(e->h.tgid);
+    remember_tgid(c, e->h.tgid);
     return 0;
 }
 
@@ -231,8 +235,9 @@ int gmon_exit(struct gmon_pt_regs *ctx) {
     e->g = ctx->r14;
     if (gmon_cfg.exit_goid)
         read_u64(&e->h.goid, ctx->r14, gmon_cfg.g_offset + gmon_cfg.goid_at);
-    bpf_ringbuf_submit(e, wakeup_flag());
-    remember_tgid(pid_tgid >> 32);
+    struct gmon_cpu_state *c = cpu_state();
+    bpf_ringbuf_submit(e, wakeup_flag(c));
+    remember_tgid(c, pid_tgid >> 32);
     return 0;
 }
 
@@ -271,7 +276,7 @@ int gmon_deliver(void *ctx) {
         return 0;
     }
     e->type = 0;
-    bpf_ringbuf_submit(e, wakeup_flag());
+    bpf_ringbuf_submit(e, wakeup_flag(cpu_state()));
     return 0;
 }
 

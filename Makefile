@@ -35,7 +35,7 @@ demo: fixtures release
 # Benchmarks are not tests: figures go to the terminal and to .bench/.
 bench: fixtures release
 	@mkdir -p .bench
-	bash scripts/bench.sh | tee .bench/overhead.txt
+	bash -o pipefail -c 'bash scripts/bench.sh | tee .bench/overhead.txt'
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark --format markdown | tee ../.bench/micro.md
 
 fuzz: fixtures

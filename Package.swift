@@ -37,8 +37,8 @@ let package = Package(
         .target(name: "CGmonEvents"),
         .plugin(name: "EmbedBPF", capability: .buildTool()),
         .target(name: "GmonBPF", dependencies: ["CGmonEvents", "GoroutineTracker"], exclude: ["bpf"], swiftSettings: hotPath, plugins: ["EmbedBPF"]),
-        // A thin Swift layer over libbpf: objects, uprobe links, ring buffer.
-        .target(name: "LibBPF", dependencies: ["CLibbpf"]),
+        // A thin Swift layer over libbpf: objects, uprobe links, per-CPU ring buffers.
+        .target(name: "LibBPF", dependencies: ["CLibbpf"], swiftSettings: hotPath),
 
         // Pairs creations and exits per (pid, goid) and keeps per-site counts. Pure logic.
         .target(name: "GoroutineTracker", swiftSettings: hotPath),
@@ -64,6 +64,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "GoBinaryTests", dependencies: ["GoBinary", "AttachPoints", "TestSupport"]),
         .testTarget(name: "GoroutineTrackerTests", dependencies: ["GoroutineTracker", "GmonExporters", "GmonMetrics", "GmonPipeline", "CGmonEvents"]),
+        .testTarget(name: "LibBPFTests", dependencies: ["LibBPF"]),
         .testTarget(name: "EndToEndTests", dependencies: ["GoBinary", "TestSupport"]),
     ]
 )

@@ -108,16 +108,16 @@ if [ $TINY = 0 ] && command -v wrk >/dev/null; then
   kill $DPID; wait $DPID 2>/dev/null || true
 fi
 
-# 3. gmon's memory with many live goroutines: as shipped (2 MB ring buffer), with the
-# smallest ring buffer (--ring-buffer-mb 1) and with the earlier default (8).
-for ring in 2 1 8; do
+# 3. gmon's memory with many live goroutines: as shipped (a 1 MB ring buffer per CPU) and
+# with 4 MB per CPU.
+for ring in 1 4; do
   start_gmon "$FIX" --no-stacks --log-level warn --metrics-address 127.0.0.1:0 --ring-buffer-mb $ring
   exec 7> >("$FIX" -wait-stdin -a 0 -b 0 -c "$LIVE" >"$W/live.out")
   echo >&7
   for _ in $(seq 600); do grep -q done "$W/live.out" 2>/dev/null && break; sleep 0.1; done
   sleep 1.5
   # RSS in parts: anonymous (gmon's own heap) and file-backed, which counts the BPF ring
-  # buffer twice (libbpf maps its data pages twice) and the shared libraries.
+  # buffers twice (their data pages are mapped twice) and the shared libraries.
   rss=$(awk '/VmRSS/ {print $2}' /proc/$GPID/status)
   anon=$(awk '/RssAnon/ {print $2}' /proc/$GPID/status); file=$(awk '/RssFile/ {print $2}' /proc/$GPID/status)
   echo "live $LIVE $rss $anon $file $ring" >>"$W/samples"
@@ -158,7 +158,7 @@ res["gmon_cpu_us_per_event"] = {m: max(0.0, med([c[0] for c in v]) - base_cpu) /
 res["gmon_peak_rss_mb"] = {m: max(c[1] for c in v) for m, v in cost.items()}
 res["events_lost"] = {m: sum(c[2] for c in v) for m, v in cost.items()}
 if wrk: res["wrk"] = {m: {"requests_per_s": med([x[0] for x in v]), "p99": [x[1] for x in v]} for m, v in wrk.items()}
-if live: res["rss_kb_with_live_goroutines"] = {f"ring_buffer_{r}_mb": {"live": v[0], "rss_kb": v[1], "rss_anon_kb": v[2], "rss_file_kb": v[3]} for r, v in live.items()}
+if live: res["rss_kb_with_live_goroutines"] = {f"ring_buffer_{r}_mb_per_cpu": {"live": v[0], "rss_kb": v[1], "rss_anon_kb": v[2], "rss_file_kb": v[3]} for r, v in live.items()}
 res["startup_s_go_command"] = med(startup)
 res["bpf_ns_per_program_run"] = bpf
 json.dump(res, open(out, "w"), indent=2)
@@ -174,7 +174,7 @@ print("gmon CPU µs/event:", {m: round(v, 3) for m, v in res["gmon_cpu_us_per_ev
 print("gmon peak RSS MB:", res["gmon_peak_rss_mb"], " events lost:", res["events_lost"])
 if wrk: print("wrk /work:", res["wrk"])
 for r, v in live.items():
-    print(f"gmon RSS with {v[0]} live goroutines, {r} MB ring buffer: {v[1] / 1024:.1f} MB (anonymous {v[2] / 1024:.1f} MB, file-backed {v[3] / 1024:.1f} MB)")
+    print(f"gmon RSS with {v[0]} live goroutines, {r} MB ring buffer per CPU: {v[1] / 1024:.1f} MB (anonymous {v[2] / 1024:.1f} MB, file-backed {v[3] / 1024:.1f} MB)")
 print(f"start-up on the go command: {res['startup_s_go_command']:.3f} s")
 print("BPF ns per program run (kernel bpf_stats, one pass each):", "; ".join(f"{m}: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(p.items())) for m, p in bpf.items()))
 EOF

@@ -17,7 +17,7 @@ public enum GmonBPF {
     }
 
     public enum MapName {
-        public static let events = "gmon_events"
+        public static let rings = "gmon_rings"
         public static let counters = "gmon_counters"
         public static let config = ".rodata"
     }

@@ -4,7 +4,8 @@
 /// Exits are matched by the g's address, which the kernel side has in a register, not
 /// by goid, which it would have to read from the g's memory (a cache miss for the
 /// watched thread). The runtime reuses a g only after its goroutine exited, and the
-/// exit is in the ring buffer before the reuse's creation, so among the live the
+/// exit reaches the tracker before the reuse's creation (the rings are merged by
+/// timestamp, see CPURings), so among the live the
 /// address is unique. A creation on a live address means that exit was lost (ring
 /// buffer full): the old goroutine is closed as `exitsLost` and counted.
 public final class Tracker {

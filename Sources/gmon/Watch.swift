@@ -48,11 +48,11 @@ struct Watch: ParsableCommand {
     var maxSites: Int = 1000
 
     @Option(name: .customLong("ring-buffer-mb"),
-            help: "Size of the kernel-to-gmon ring buffer in MiB (a power of two). Larger absorbs longer bursts; it is counted twice in gmon's RSS.")
-    // 2 MiB: ~20 ms at the highest rate measured here (~100 MB/s of events), seconds at
-    // ordinary rates; 2.9 M goroutines in 5 s with logs to a file lost none. Keeps gmon under
-    // 64 MB of RSS with a million live goroutines (make bench).
-    var ringBufferMB: Int = 2
+            help: "Size of each CPU's kernel-to-gmon ring buffer in MiB (a power of two). Larger absorbs longer bursts; it is counted twice in gmon's RSS.")
+    // 1 MiB per CPU: ~20 ms at the highest rate measured here (~100 MB/s of events from two
+    // CPUs), seconds at ordinary rates; a 5 s storm of 2.9 M goroutines with logs to a file
+    // lost none. Keeps gmon under 64 MB of RSS with a million live goroutines (make bench).
+    var ringBufferMB: Int = 1
 
     @Flag(name: .customLong("no-stacks"), help: "Do not collect creator stacks (cheapest; stack labels stay empty).")
     var noStacks = false
@@ -137,9 +137,17 @@ struct Watch: ParsableCommand {
         // Read once: a property-wrapped flag read per event instantiates generic metadata (perf).
         let dropEveryRecord = deliverOnly || dropInUserSpace
         let metricsOn = server != nil
-        let ring = try RingBuffer(map: session.events) { raw in
-            if dropEveryRecord { delivered += 1; return }
-            pipeline.handle(raw)
+        let rings = session.rings
+        // Records of different CPUs' rings are handed out in timestamp order, up to a time
+        // taken before each drain (CPURings says why that keeps every goroutine's events in order).
+        func drain(everything: Bool = false) {
+            if dropEveryRecord {
+                rings.drain(before: nil) { _ in delivered += 1 }
+                return
+            }
+            let limit = everything ? UInt64.max : monotonicNow()
+            rings.drain(before: limit) { pipeline.handle($0) }
+            pipeline.flush(eventTimeLimit: limit)
         }
 
         server?.isAttached = true
@@ -151,9 +159,8 @@ struct Watch: ParsableCommand {
         var warnedReplaced = false
         while stopRequested == 0 && !log.broken {
             // The BPF side wakes us only for a backlog or a process exit; drain on a 20 ms tick.
-            try ring.poll(timeoutMs: 20)
-            try ring.consume()
-            pipeline.flush()
+            try rings.wait(timeoutMs: 20)
+            drain()
             if Date().timeIntervalSince(lastRefresh) >= 1 {
                 // The age gauges walk every live goroutine: not for metrics nobody serves.
                 if metricsOn {
@@ -168,7 +175,7 @@ struct Watch: ParsableCommand {
             }
             if let d = deadline, Date() >= d { break }
             if let p = pid, processIsGone(p) {
-                try ring.consume()
+                drain(everything: true)
                 FileHandle.standardErrorLine("gmon: process \(p) exited")
                 break
             }
@@ -176,8 +183,7 @@ struct Watch: ParsableCommand {
         // Detach first, then drain what the probes already sent.
         server?.isAttached = false
         session.detach()
-        try ring.consume()
-        pipeline.flush()
+        drain(everything: true)
         let c = session.counters()
         FileHandle.standardErrorLine(Summary.render(tracker: tracker, losses: session.losses(undecodable: pipeline.undecodable, counters: c)))
         if dropEveryRecord { FileHandle.standardErrorLine("gmon: records delivered and dropped: \(delivered)") }
@@ -248,7 +254,7 @@ final class BPFSession {
 
     let object: BPFObject
     var links: [BPFLink] = []
-    let events: BPFMap
+    let rings: CPURings
     let countersMap: BPFMap
 
     init(exe: GoExecutable, layout: RuntimeLayout, plan: AttachPlan, pid: Int32?, collectStacks: Bool, exitGoid: Bool,
@@ -260,7 +266,8 @@ final class BPFSession {
                                               parentGoid: layout.parentGoid, collectStack: collectStacks, exitGoid: exitGoid,
                                               ringBufferBytes: ringBufferBytes)
             try cfg.withUnsafeBytes { try object.setReadOnlyData($0) }
-            try object.setMaxEntries(map: GmonBPF.MapName.events, ringBufferBytes)
+            let cpus = try CPURings.possibleCPUs()
+            try object.setMaxEntries(map: GmonBPF.MapName.rings, UInt32(cpus))
             typealias P = GmonBPF.ProgramName
             let createProgram, exitProgram: String
             switch probes {
@@ -272,7 +279,8 @@ final class BPFSession {
                 try object.setAutoload(p, p == createProgram || p == exitProgram)
             }
             try object.load()
-            events = try object.map(GmonBPF.MapName.events)
+            rings = try CPURings(outer: try object.map(GmonBPF.MapName.rings), count: cpus, bytesPerRing: ringBufferBytes,
+                                 timestampOffset: MemoryLayout<gmon_event_header>.offset(of: \.ktime_ns)!)
             countersMap = try object.map(GmonBPF.MapName.counters)
             var links: [BPFLink] = []
             defer { self.links = links }

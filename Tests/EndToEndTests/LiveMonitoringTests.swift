@@ -465,7 +465,7 @@ extension EndToEnd.FaultTests {
         // a ring that holds most of the storm keeps this test about the probes, not that
         // speed (a 3 s storm, 1.35 M goroutines, once lost 3,198 creations: counted, on a
         // fresh clone while its debug gmon fell behind).
-        let gmon = try GmonProcess(["--path", path, "--log-level", "warn", "--ring-buffer-mb", "128"] + (classic ? ["--classic-probes"] : []))
+        let gmon = try GmonProcess(["--path", path, "--log-level", "warn", "--ring-buffer-mb", "64"] + (classic ? ["--classic-probes"] : []))
         try gmon.waitUntilAttached()
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-cpu-\(UUID().uuidString).pprof").path
         defer { unlink(profile) }

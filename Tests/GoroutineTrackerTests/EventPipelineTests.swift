@@ -41,6 +41,45 @@ import Testing
         return withUnsafeBytes(of: &e) { Array($0) }
     }
 
+    func processExitRecord(pid: UInt32, timeNs: UInt64) -> [UInt8] {
+        var e = gmon_exit_event()
+        e.h.type = UInt32(GMON_EVENT_PROCESS_EXIT.rawValue)
+        e.h.tgid = pid
+        e.h.ktime_ns = timeNs
+        return withUnsafeBytes(of: &e) { Array($0) }
+    }
+
+    /// exit_group stops a process's other threads asynchronously: a goroutine can pass the
+    /// exit probe just after the process's exit was reported. Its exit still counts.
+    @Test func exitsJustAfterTheirProcessEndedStillCount() {
+        let tracker = Tracker(resolver: Resolver(), gStride: 448)
+        let devNull = open("/dev/null", O_WRONLY)
+        defer { close(devNull) }
+        let p = EventPipeline(tracker: tracker, metrics: nil, log: LogWriter(fd: devNull, format: .logfmt, level: .debug))
+        func feed(_ r: [UInt8]) { r.withUnsafeBytes { p.handle($0) } }
+        let g0: UInt64 = 0xc000_2000_00, ms: UInt64 = 1_000_000
+        for i in 0..<4 { feed(createRecord(pid: 9, goid: UInt64(i), g: g0 + UInt64(i) * 448, timeNs: 1 * ms, startPC: 1, stack: [7])) }
+        feed(processExitRecord(pid: 9, timeNs: 100 * ms))
+        feed(exitRecord(pid: 9, g: g0, timeNs: 100 * ms + 3_000))   // a dying thread, 3 µs later
+        p.flush(eventTimeLimit: 105 * ms)                          // within the grace: still held
+        #expect(tracker.unpairedExits == 0 && tracker.liveCount == 3)
+        p.flush(eventTimeLimit: 100 * ms + EventPipeline.processExitGraceNs)
+        #expect(tracker.liveCount == 0)
+        let s = tracker.sites[0]
+        #expect(s.created == 4 && s.exited == 1 && s.closedByProcessExit == 3 && s.lifetimeSumNs == 99 * ms + 3_000)
+
+        // A new process reusing the pid before the grace ends: the old one ends first, so
+        // the new goroutine on an old g address is not taken for a lost exit.
+        for i in 0..<2 { feed(createRecord(pid: 9, goid: UInt64(i), g: g0 + UInt64(i) * 448, timeNs: 200 * ms, startPC: 1, stack: [7])) }
+        feed(processExitRecord(pid: 9, timeNs: 300 * ms))
+        feed(createRecord(pid: 9, goid: 1, g: g0, timeNs: 300 * ms + 50_000, startPC: 1, stack: [7]))
+        #expect(tracker.exitsLost == 0 && tracker.liveCount == 1 && tracker.sites[0].closedByProcessExit == 5)
+        // The last drain applies whatever is still held.
+        feed(processExitRecord(pid: 9, timeNs: 400 * ms))
+        p.flush()
+        #expect(tracker.liveCount == 0 && tracker.sites[0].closedByProcessExit == 6)
+    }
+
     @Test func recordsBecomeLinesCountsAndLifetimes() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-pipeline-\(UUID().uuidString)").path
         let fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0o600)

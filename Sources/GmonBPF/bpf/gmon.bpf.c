@@ -1,6 +1,7 @@
 // gmon's kernel side: two uprobes on the Go runtime report goroutine creation
 // and exit, a raw tracepoint reports the exit of traced processes. Events go
-// to user space through one ring buffer; what cannot be sent is counted.
+// to user space through one ring buffer per CPU (gmon merges them by timestamp);
+// what cannot be sent is counted.
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "gmon_events.h"
@@ -14,10 +15,20 @@ struct gmon_pt_regs {
 
 const volatile struct gmon_config gmon_cfg = {};
 
-struct {
+// One ring per CPU: a shared ring's lock and positions are cache lines every CPU
+// writes on every event (exits cost 170-430 ns with one ring, 130 with one per CPU,
+// bpf_stats). gmon creates the rings (--ring-buffer-mb each) and fills this array.
+struct gmon_ring {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
-    __uint(max_entries, 8 << 20);   // gmon sets the size before load (--ring-buffer-mb)
-} gmon_events SEC(".maps");
+    __uint(max_entries, 1 << 16);   // a template: the rings gmon creates have their own size
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+    __uint(max_entries, 1);         // gmon sets it to the number of possible CPUs
+    __type(key, __u32);
+    __array(values, struct gmon_ring);
+} gmon_rings SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -75,15 +86,21 @@ static __always_inline struct gmon_cpu_state *cpu_state(void) {
     return bpf_map_lookup_elem(&gmon_cpu_state, &zero);
 }
 
+// This CPU's ring (NULL only if gmon did not create it: then the event is counted lost).
+static __always_inline void *cpu_ring(void) {
+    __u32 cpu = bpf_get_smp_processor_id();
+    return bpf_map_lookup_elem(&gmon_rings, &cpu);
+}
+
 // Waking the reader for every event costs more than the event itself: wake it only
-// once a quarter of the ring is waiting (gmon also drains the ring every 20 ms). Even
-// the check costs: it reads the consumer position, a cache line gmon's reader keeps
-// writing (~40 ns per creation, ~70 per exit, bpf_stats), so each CPU checks on one
-// event in 64 (~10 KB of records, against a quarter ring of 512 KB).
-static __always_inline __u64 wakeup_flag(struct gmon_cpu_state *c) {
+// once a quarter of the CPU's ring is waiting (gmon also drains the rings every 20 ms).
+// Even the check costs: it reads the consumer position, a cache line gmon's reader
+// writes (~40 ns per creation, ~70 per exit, bpf_stats), so each CPU checks on one
+// event in 64 (~10 KB of records, against a quarter ring of 256 KB by default).
+static __always_inline __u64 wakeup_flag(void *ring, struct gmon_cpu_state *c) {
     if (c && (++c->events & 63) != 0)
         return BPF_RB_NO_WAKEUP;
-    return bpf_ringbuf_query(&gmon_events, BPF_RB_AVAIL_DATA) >= gmon_cfg.wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+    return bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= gmon_cfg.wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void count(__u32 idx) {
@@ -209,7 +226,8 @@ static __always_inline int on_create(struct gmon_pt_regs *ctx, __u64 g) {
     if (size > sizeof(*e))
         size = sizeof(*e);
     struct gmon_cpu_state *c = cpu_state();
-    if (bpf_ringbuf_output(&gmon_events, e, size, wakeup_flag(c)) != 0)
+    void *ring = cpu_ring();
+    if (!ring || bpf_ringbuf_output(ring, e, size, wakeup_flag(ring, c)) != 0)
         count(GMON_LOST_CREATE_RINGBUF);
     remember_tgid(c, e->h.tgid);
     return 0;
@@ -225,7 +243,8 @@ int gmon_create_rax(struct gmon_pt_regs *ctx) { return on_create(ctx, ctx->ax); 
 
 SEC("uprobe")
 int gmon_exit(struct gmon_pt_regs *ctx) {
-    struct gmon_exit_event *e = bpf_ringbuf_reserve(&gmon_events, sizeof(*e), 0);
+    void *ring = cpu_ring();
+    struct gmon_exit_event *e = ring ? bpf_ringbuf_reserve(ring, sizeof(*e), 0) : NULL;
     if (!e) {
         count(GMON_LOST_EXIT_RINGBUF);
         return 0;
@@ -236,7 +255,7 @@ int gmon_exit(struct gmon_pt_regs *ctx) {
     if (gmon_cfg.exit_goid)
         read_u64(&e->h.goid, ctx->r14, gmon_cfg.g_offset + gmon_cfg.goid_at);
     struct gmon_cpu_state *c = cpu_state();
-    bpf_ringbuf_submit(e, wakeup_flag(c));
+    bpf_ringbuf_submit(e, wakeup_flag(ring, c));
     remember_tgid(c, pid_tgid >> 32);
     return 0;
 }
@@ -254,7 +273,8 @@ int gmon_process_exit(void *ctx) {
     __u64 *exits = bpf_map_lookup_elem(&gmon_process_exits, &zero);
     if (exits)
         __sync_fetch_and_add(exits, 1);
-    struct gmon_exit_event *e = bpf_ringbuf_reserve(&gmon_events, sizeof(*e), 0);
+    void *ring = cpu_ring();
+    struct gmon_exit_event *e = ring ? bpf_ringbuf_reserve(ring, sizeof(*e), 0) : NULL;
     if (!e) {
         count(GMON_LOST_PROC_RINGBUF);
         return 0;
@@ -270,13 +290,14 @@ int gmon_process_exit(void *ctx) {
 // user space. The record's contents are not read.
 SEC("uprobe")
 int gmon_deliver(void *ctx) {
-    struct gmon_event_header *e = bpf_ringbuf_reserve(&gmon_events, sizeof(*e), 0);
+    void *ring = cpu_ring();
+    struct gmon_event_header *e = ring ? bpf_ringbuf_reserve(ring, sizeof(*e), 0) : NULL;
     if (!e) {
         count(GMON_LOST_EXIT_RINGBUF);
         return 0;
     }
     e->type = 0;
-    bpf_ringbuf_submit(e, wakeup_flag(cpu_state()));
+    bpf_ringbuf_submit(e, wakeup_flag(ring, cpu_state()));
     return 0;
 }
 

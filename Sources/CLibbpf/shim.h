@@ -1,6 +1,7 @@
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 #include <stdarg.h>
+#include <sys/epoll.h>
 // glibc's, declared only under _GNU_SOURCE: gmon formats libbpf's messages with it.
 int vasprintf(char **strp, const char *fmt, va_list ap);
 // The ring buffer's positions and record headers are shared with the kernel's

@@ -123,7 +123,7 @@ struct RingMerge {
 public final class CPURings: @unchecked Sendable {
     private var fds: [Int32] = []
     private var mappings: [(UnsafeMutableRawPointer, Int)] = []
-    private var pollFDs: [pollfd] = []
+    private let epollFD: Int32
     private var merge: RingMerge
     public let bytesPerRing: UInt32
 
@@ -132,6 +132,8 @@ public final class CPURings: @unchecked Sendable {
     public init(outer: BPFMap, count: Int, bytesPerRing: UInt32, timestampOffset: Int) throws {
         self.bytesPerRing = bytesPerRing
         merge = RingMerge(rings: [], timestampOffset: timestampOffset)
+        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+        if epollFD < 0 { throw fail("creating an epoll instance for the ring buffers") }
         do {
             let page = Int(sysconf(Int32(_SC_PAGESIZE)))
             for cpu in 0..<count {
@@ -153,7 +155,13 @@ public final class CPURings: @unchecked Sendable {
                 merge.rings.append(RingMemory(consumerPos: cons.assumingMemoryBound(to: UInt64.self),
                                               producerPos: UnsafePointer(prod.assumingMemoryBound(to: UInt64.self)),
                                               data: UnsafeRawPointer(prod + page), mask: UInt64(bytesPerRing) - 1))
-                pollFDs.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
+                // Edge-triggered: a ring is reported when the kernel wakes its readers (a
+                // quarter full, or a process exit: wakeup_flag in gmon.bpf.c), not for as
+                // long as it holds records; level-triggered, gmon woke for every few records.
+                var ev = epoll_event()
+                ev.events = EPOLLIN.rawValue | EPOLLET.rawValue
+                ev.data.fd = fd
+                if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &ev) != 0 { throw fail("watching the ring buffer of CPU \(cpu)") }
             }
         } catch {
             release()
@@ -170,9 +178,8 @@ public final class CPURings: @unchecked Sendable {
 
     /// Waits until a ring has records or the kernel wakes gmon, at most `timeoutMs`.
     public func wait(timeoutMs: Int32) throws {
-        // A ring is readable while it holds records (the kernel wakes pollers only on
-        // BPF_RB_FORCE_WAKEUP records, see wakeup_flag in gmon.bpf.c).
-        if poll(&pollFDs, nfds_t(pollFDs.count), timeoutMs) < 0 && errno != EINTR { throw fail("waiting for the ring buffers") }
+        var events = [epoll_event](repeating: epoll_event(), count: 4)
+        if epoll_wait(epollFD, &events, Int32(events.count), timeoutMs) < 0 && errno != EINTR { throw fail("waiting for the ring buffers") }
     }
 
     /// Hands out every record stamped before `limit` (CLOCK_MONOTONIC, taken before this
@@ -187,6 +194,7 @@ public final class CPURings: @unchecked Sendable {
         mappings.removeAll()
         for fd in fds { close(fd) }
         fds.removeAll()
+        close(epollFD)
     }
 
     deinit { release() }

@@ -5,9 +5,9 @@
 /// by goid, which it would have to read from the g's memory (a cache miss for the
 /// watched thread). The runtime reuses a g only after its goroutine exited, and the
 /// exit reaches the tracker before the reuse's creation (the rings are merged by
-/// timestamp, see CPURings), so among the live the
-/// address is unique. A creation on a live address means that exit was lost (ring
-/// buffer full): the old goroutine is closed as `exitsLost` and counted.
+/// timestamp, see CPURings), so among the live the address is unique. A creation on a
+/// live address means that exit was lost (ring buffer full): the old goroutine is
+/// closed as `exitsLost` and counted.
 public final class Tracker {
     public struct SiteStats: Sendable {
         public let site: CreationSite

@@ -61,22 +61,11 @@ struct RingMerge {
         var stamp = UInt64.max   // the head's; .max: no record ready before the limit
     }
 
-    /// Hands out records in timestamp order (`limit` nil: every record, ring after ring,
-    /// for records that carry no timestamp); returns how many.
+    /// Hands out records in timestamp order (records stamped alike: ring after ring);
+    /// returns how many.
     @discardableResult
-    func drain(before limit: UInt64?, _ body: (UnsafeRawBufferPointer) -> Void) -> Int {
+    func drain(before limit: UInt64, _ body: (UnsafeRawBufferPointer) -> Void) -> Int {
         var handled = 0
-        guard let limit else {
-            for r in rings {
-                var pos = r.consumerPos.pointee
-                let end = gmon_load_acquire_u64(r.producerPos)
-                while case let (rec, next)? = r.record(at: &pos, end: end) {
-                    body(rec); handled += 1; pos = next
-                }
-                gmon_store_release_u64(r.consumerPos, pos)
-            }
-            return handled
-        }
         // Each producer position is read once: records after it wait for the next drain.
         var cursors = rings.map { r -> Cursor in
             let pos = r.consumerPos.pointee
@@ -125,12 +114,11 @@ public final class CPURings: @unchecked Sendable {
     private var mappings: [(UnsafeMutableRawPointer, Int)] = []
     private let epollFD: Int32
     private var merge: RingMerge
-    public let bytesPerRing: UInt32
+    private var readyEvents = [epoll_event](repeating: epoll_event(), count: 4)
 
     /// Creates `count` rings of `bytesPerRing` (a power of two, at least a page) and
     /// stores ring i at key i of `outer`.
     public init(outer: BPFMap, count: Int, bytesPerRing: UInt32, timestampOffset: Int) throws {
-        self.bytesPerRing = bytesPerRing
         merge = RingMerge(rings: [], timestampOffset: timestampOffset)
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         if epollFD < 0 { throw fail("creating an epoll instance for the ring buffers") }
@@ -178,14 +166,13 @@ public final class CPURings: @unchecked Sendable {
 
     /// Waits until a ring has records or the kernel wakes gmon, at most `timeoutMs`.
     public func wait(timeoutMs: Int32) throws {
-        var events = [epoll_event](repeating: epoll_event(), count: 4)
-        if epoll_wait(epollFD, &events, Int32(events.count), timeoutMs) < 0 && errno != EINTR { throw fail("waiting for the ring buffers") }
+        if epoll_wait(epollFD, &readyEvents, Int32(readyEvents.count), timeoutMs) < 0 && errno != EINTR { throw fail("waiting for the ring buffers") }
     }
 
     /// Hands out every record stamped before `limit` (CLOCK_MONOTONIC, taken before this
-    /// call), oldest first; nil: every record in ring order (records without timestamps).
+    /// call; .max: every record), oldest first.
     @discardableResult
-    public func drain(before limit: UInt64?, _ body: (UnsafeRawBufferPointer) -> Void) -> Int {
+    public func drain(before limit: UInt64, _ body: (UnsafeRawBufferPointer) -> Void) -> Int {
         merge.drain(before: limit, body)
     }
 

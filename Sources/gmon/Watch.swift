@@ -142,7 +142,7 @@ struct Watch: ParsableCommand {
         // taken before each drain (CPURings says why that keeps every goroutine's events in order).
         func drain(everything: Bool = false) {
             if dropEveryRecord {
-                rings.drain(before: nil) { _ in delivered += 1 }
+                rings.drain(before: .max) { _ in delivered += 1 }
                 return
             }
             let limit = everything ? UInt64.max : monotonicNow()

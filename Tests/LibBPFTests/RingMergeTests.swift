@@ -51,7 +51,7 @@ import Testing
         }
     }
 
-    func drain(_ rings: [FakeRing], before limit: UInt64?) -> [(tag: UInt64, stamp: UInt64)] {
+    func drain(_ rings: [FakeRing], before limit: UInt64) -> [(tag: UInt64, stamp: UInt64)] {
         var out: [(UInt64, UInt64)] = []
         let merge = RingMerge(rings: rings.map(\.memory), timestampOffset: 8)
         let n = merge.drain(before: limit) { r in
@@ -120,12 +120,13 @@ import Testing
         #expect(a.consumer.pointee > 1000)
     }
 
-    @Test func withoutALimitRingsAreReadOneAfterTheOther() {
+    /// The benchmarks' delivery floor stamps every record 0: they still all come out.
+    @Test func recordsStampedAlikeComeOutRingAfterRing() {
         let a = FakeRing(size: 4096), b = FakeRing(size: 4096)
         a.append(tag: 1, stamp: 0); a.append(tag: 2, stamp: 0)
         b.append(tag: 3, stamp: 0)
-        #expect(drain([a, b], before: nil).map(\.tag) == [1, 2, 3])
-        #expect(drain([a, b], before: nil).isEmpty)
+        #expect(drain([a, b], before: .max).map(\.tag) == [1, 2, 3])
+        #expect(drain([a, b], before: .max).isEmpty)
     }
 
     @Test func consumerPositionsArePublishedDuringALongDrain() {

@@ -84,8 +84,9 @@ struct gmon_create_event {
 // A goroutine's exit names its runtime.g by address, which the kernel side has in a
 // register: reading goid from the g's memory cost the exiting thread 85–170 ns per
 // exit (bpf_stats, alternated runs with and without the read). A g is reused only after
-// its goroutine's exit was reserved in the ring, so the address is unique among the
-// live. h.goid is 0 unless gmon_config.exit_goid is set (debug logs show it).
+// its goroutine's exit was committed to its CPU's ring, and gmon reads the rings in
+// timestamp order, so the address is unique among the live. h.goid is 0 unless
+// gmon_config.exit_goid is set (debug logs show it).
 struct gmon_exit_event {
     struct gmon_event_header h;
     gmon_u64 g;

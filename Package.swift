@@ -30,6 +30,8 @@ let package = Package(
 
         // Reads Go executables: ELF, build info, pclntab, DWARF. No kernel, no root.
         .target(name: "GoBinary", dependencies: ["CZlib"]),
+        // Everything read from /proc: executables by fd, load addresses, process state.
+        .target(name: "ProcFS"),
         // Chooses uprobe sites by disassembling the runtime's machine code.
         .target(name: "AttachPoints", dependencies: ["GoBinary", "CCapstone"]),
 
@@ -43,7 +45,7 @@ let package = Package(
         // Pairs creations and exits per (pid, goid) and keeps per-site counts. Pure logic.
         .target(name: "GoroutineTracker", swiftSettings: hotPath),
         // Creation sites from a Go executable's symbol table, per process.
-        .target(name: "Symbolization", dependencies: ["GoBinary", "AttachPoints", "GoroutineTracker"]),
+        .target(name: "Symbolization", dependencies: ["GoBinary", "AttachPoints", "GoroutineTracker", "ProcFS"]),
         // Log lines and the shutdown summary.
         .target(name: "GmonExporters", dependencies: ["GoroutineTracker"], swiftSettings: hotPath),
 
@@ -57,7 +59,7 @@ let package = Package(
             "GmonMetrics", .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
-            "GoBinary", "AttachPoints", "GmonBPF", "LibBPF", "GoroutineTracker", "Symbolization", "GmonExporters", "GmonPipeline",
+            "GoBinary", "AttachPoints", "GmonBPF", "LibBPF", "ProcFS", "GoroutineTracker", "Symbolization", "GmonExporters", "GmonPipeline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: hotPath),
 
@@ -65,6 +67,8 @@ let package = Package(
         .testTarget(name: "GoBinaryTests", dependencies: ["GoBinary", "AttachPoints", "TestSupport"]),
         .testTarget(name: "GoroutineTrackerTests", dependencies: ["GoroutineTracker", "GmonExporters", "GmonMetrics", "GmonPipeline", "CGmonEvents"]),
         .testTarget(name: "LibBPFTests", dependencies: ["LibBPF"]),
+        .testTarget(name: "ProcFSTests", dependencies: ["ProcFS"]),
+        .testTarget(name: "SymbolizationTests", dependencies: ["Symbolization"]),
         .testTarget(name: "EndToEndTests", dependencies: ["GoBinary", "TestSupport"]),
     ]
 )

@@ -29,6 +29,14 @@ done
 # Externally linked static PIE (cgo linker path): Go's tables have no section names of their own there.
 (cd testdata/fixtures/goroutines && CGO_ENABLED=1 "$GO_CACHE/1.25.5/bin/go" build -buildmode=pie \
   -ldflags='-s -w -linkmode=external -extldflags=-static-pie' -o "$OUT/1.25.5/goroutines.static-pie" .)
+# Race-detector builds (cgo): every function calls runtime.racefuncenter first, wrappers included.
+for v in 1.21.13 1.25.5 1.27.3; do
+  (cd testdata/fixtures/goroutines && CGO_ENABLED=1 "$GO_CACHE/$v/bin/go" build -race -o "$OUT/$v/goroutines.race" .)
+done
+# testing/synctest bubbles (Go 1.25+): a test binary.
+for v in 1.25.5 1.27.3; do
+  (cd testdata/fixtures/synctest && CGO_ENABLED=0 "$GO_CACHE/$v/bin/go" test -c -o "$OUT/$v/synctest.test" .)
+done
 # Many creation sites (tens of thousands of metric series): a generated program
 # with 2,000 functions, each with its own go statement.
 gen="$OUT/manysites-src"; mkdir -p "$gen"

@@ -18,6 +18,8 @@ public struct AttachPoint: Sendable, Equatable, Codable {
     public enum Kind: String, Sendable, Codable {
         /// uprobe on a CALL instruction (emulated by the kernel: cheap).
         case callInstruction = "call"
+        /// uprobe on a jump right after a CALL (emulated like a CALL: cheap).
+        case branchInstruction = "branch"
         /// uprobe on a function's first instruction (single-stepped).
         case functionEntry = "entry"
         /// uretprobe (return trampoline: the most expensive).
@@ -39,6 +41,11 @@ public struct AttachPoint: Sendable, Equatable, Codable {
 public struct AttachPlan: Sendable, Equatable, Codable {
     public var creation: AttachPoint
     public var exit: AttachPoint
+    /// Other ways the runtime creates goroutines: coroutines (iter.Pull, Go 1.23+) and
+    /// testing/synctest bubbles (Go 1.25+). The README lists them per release.
+    public var otherCreations: [AttachPoint] = []
+    /// Other ways goroutines end: a coroutine's end (Go 1.23+) never passes goexit1.
+    public var otherExits: [AttachPoint] = []
     /// Sentences for the user when a fallback was taken, naming its cost.
     public var warnings: [String]
 }
@@ -80,7 +87,53 @@ public enum AttachPoints {
                                address: f.entry, fileOffset: try fileOffset(exe, f.entry), register: .r14)
             if !classic { warnings.append("no CALL runtime.mcall in runtime.goexit1: watching exits with a uprobe at the entry of runtime.goexit1, which costs about 5 µs per goroutine instead of about 0.3 µs") }
         }
-        return AttachPlan(creation: creation, exit: exit, warnings: warnings)
+        var plan = AttachPlan(creation: creation, exit: exit, warnings: warnings)
+        try addOtherPaths(&plan, exe: exe)
+        return plan
+    }
+
+    /// Goroutines the runtime makes and ends outside newproc and goexit1, by release:
+    /// - coroutines (iter.Pull/Pull2, Go 1.23+): runtime.newcoro.func1 calls newproc1 directly;
+    ///   right after that CALL comes CMP writeBarrier / Jcc, and at the Jcc RAX is still the new
+    ///   g (no unconditional CALL follows with the g in a register). They end in coroswitch_m,
+    ///   which calls gdestroy with the g in RAX, never passing goexit1.
+    /// - synctest bubbles (Go 1.25+): runtime.synctestRun.func2 puts the bubble's first goroutine
+    ///   on the run queue like newproc.func1 does (CALL runqput, RBX = new g); it ends through goexit1.
+    /// A release without these functions simply has no such goroutines.
+    static func addOtherPaths(_ plan: inout AttachPlan, exe: GoExecutable) throws {
+        if let p = try branchAfterCall(in: "runtime.newcoro.func1", calling: "runtime.newproc1", exe: exe, register: .rax) {
+            plan.otherCreations.append(p)
+            if let e = try callSite(in: "runtime.coroswitch_m", calling: "runtime.gdestroy", exe: exe, register: .rax) {
+                plan.otherExits.append(e)
+            } else {
+                plan.warnings.append("no CALL runtime.gdestroy in runtime.coroswitch_m: coroutines (iter.Pull) are seen created but not ending")
+            }
+        } else if (try? exe.functionEntry("runtime.newcoro.func1")) != nil {
+            plan.warnings.append("no jump after CALL runtime.newproc1 in runtime.newcoro.func1: coroutines (iter.Pull) are not watched")
+        }
+        if let p = try callSite(in: "runtime.synctestRun.func2", calling: "runtime.runqput", exe: exe, register: .rbx) {
+            plan.otherCreations.append(p)
+        }
+    }
+
+    /// The first jump after the CALL to `callee` in `function` when only instructions that
+    /// leave RAX alone (CMP, TEST, NOP) lie between: there RAX still holds what the callee
+    /// returned. A jump is emulated by the kernel like a CALL; the CMP before it would be
+    /// single-stepped (~5 µs). Jumps with a 0x66 prefix are left alone (not emulated).
+    static func branchAfterCall(in function: String, calling callee: String, exe: GoExecutable, register: AttachPoint.Register) throws -> AttachPoint? {
+        guard let f = try? exe.functionEntry(function), let target = try? exe.functionEntry(callee) else { return nil }
+        let code = try exe.code(from: f.entry, to: f.end)
+        let insns = try instructions(code: Array(code), address: f.entry)
+        guard let call = insns.firstIndex(where: { $0.id == X86_INS_CALL.rawValue && $0.target == target.entry }) else { return nil }
+        for i in insns[(call + 1)...] {
+            if i.isJump {
+                guard i.firstByte != 0x66 else { return nil }
+                return AttachPoint(kind: .branchInstruction, function: function, callee: callee,
+                                   address: i.address, fileOffset: try fileOffset(exe, i.address), register: register)
+            }
+            guard [X86_INS_CMP.rawValue, X86_INS_TEST.rawValue, X86_INS_NOP.rawValue].contains(i.id) else { return nil }
+        }
+        return nil
     }
 
     static func fileOffset(_ exe: GoExecutable, _ address: UInt64) throws -> UInt64 {
@@ -103,6 +156,23 @@ public enum AttachPoints {
 
     /// Every `CALL rel32` in the code with its absolute target.
     public static func directCalls(code: [UInt8], address: UInt64) throws -> [(address: UInt64, target: UInt64)] {
+        try instructions(code: code, address: address).compactMap { i in
+            i.id == X86_INS_CALL.rawValue ? i.target.map { (i.address, $0) } : nil
+        }
+    }
+
+    struct Instruction {
+        let address: UInt64
+        let id: UInt32
+        let firstByte: UInt8
+        /// A CALL's or jump's absolute target (immediate operand).
+        let target: UInt64?
+        /// A conditional or unconditional jump.
+        let isJump: Bool
+    }
+
+    /// The code's instructions, decoded with Capstone.
+    static func instructions(code: [UInt8], address: UInt64) throws -> [Instruction] {
         let cs = try Capstone()
         var handle: csh = 0
         guard cs.open(CS_ARCH_X86, CS_MODE_64, &handle) == CS_ERR_OK else {
@@ -116,13 +186,16 @@ public enum AttachPoints {
         let n = code.withUnsafeBufferPointer { cs.disasm(handle, $0.baseAddress, $0.count, address, 0, &insns) }
         guard let list = insns else { return [] }
         defer { cs.free(list, n) }
-        var out: [(UInt64, UInt64)] = []
+        var out: [Instruction] = []
+        out.reserveCapacity(n)
         for i in 0..<n {
             let insn = list[i]
-            guard insn.id == X86_INS_CALL.rawValue, let detail = insn.detail else { continue }
+            guard let detail = insn.detail else { continue }
             let x86 = detail.pointee.x86
-            guard x86.op_count == 1, x86.operands.0.type == X86_OP_IMM else { continue }
-            out.append((insn.address, UInt64(bitPattern: x86.operands.0.imm)))
+            let target = x86.op_count == 1 && x86.operands.0.type == X86_OP_IMM ? UInt64(bitPattern: x86.operands.0.imm) : nil
+            let groups = withUnsafeBytes(of: detail.pointee.groups) { Array($0.prefix(Int(detail.pointee.groups_count))) }
+            out.append(Instruction(address: insn.address, id: insn.id, firstByte: insn.bytes.0, target: target,
+                                   isJump: groups.contains(UInt8(X86_GRP_JUMP.rawValue))))
         }
         return out
     }

@@ -41,9 +41,11 @@ public final class EventDecoder {
         case UInt32(GMON_EVENT_EXIT.rawValue):
             guard raw.count >= exitSize else { return nil }
             let g = raw.loadUnaligned(fromByteOffset: headerSize, as: UInt64.self)
-            return .exit(pid: h.tgid, g: g, goid: h.goid, timeNs: h.ktime_ns)
+            return .exit(pid: h.tgid, g: g, goid: h.goid, timeNs: h.ktime_ns, creationLost: h.flags & UInt32(GMON_FLAG_CREATION_LOST) != 0)
         case UInt32(GMON_EVENT_PROCESS_EXIT.rawValue):
             return .processExit(pid: h.tgid, timeNs: h.ktime_ns)
+        case UInt32(GMON_EVENT_PROCESS_EXEC.rawValue):
+            return .processExec(pid: h.tgid, timeNs: h.ktime_ns)
         default:
             return nil
         }

@@ -33,13 +33,24 @@ public final class LogWriter {
     private var count = 0
     /// CLOCK_REALTIME − CLOCK_MONOTONIC, to print kernel timestamps as wall time.
     let wallOffsetNs: Int64
-    /// Set when the reader went away (closed pipe); gmon then stops writing.
+    /// Set when writing failed (a closed pipe, a full disk); gmon then stops writing.
     public private(set) var broken = false
+    /// errno of the failed write (0: none; -1: gmon stopped waiting for a slow reader).
+    public private(set) var writeError: Int32 = 0
+    /// Pipes, terminals and sockets are written by a thread of their own, so a reader that
+    /// does not read never stalls the event loop; nil for a regular file or /dev/null (no reader).
+    private let output: AsyncOutput?
+    /// Lines in the buffer, counted so that a dropped chunk's lines are counted.
+    private var bufferedLines = 0
+    /// Lines not written: a slow reader's queue was full, or writing failed.
+    public private(set) var droppedLines: UInt64 = 0
+    /// At most this many bytes of lines wait for a slow reader before lines are dropped.
+    public static let maxPendingBytes = 16 << 20
 
     /// Bytes rendered once and copied into lines; never freed before the writer.
     typealias Bytes = UnsafeBufferPointer<UInt8>
 
-    public init(fd: Int32, format: Format, level: Level) {
+    public init(fd: Int32, format: Format, level: Level, maxPendingBytes: Int = LogWriter.maxPendingBytes) {
         self.fd = fd; self.format = format; self.level = level
         var rt = timespec(), mono = timespec()
         clock_gettime(CLOCK_REALTIME, &rt)
@@ -52,6 +63,9 @@ public final class LogWriter {
             // O_APPEND (a shell's >>): every write goes to the end.
             filePosition = fcntl(fd, F_GETFL) & O_APPEND != 0 ? Int64(st.st_size) : Int64(position)
         }
+        // /dev/null and its kin (the mem driver, major 1) have no reader to wait for either.
+        let memDevice = fstat(fd, &st) == 0 && st.st_mode & S_IFMT == S_IFCHR && (st.st_rdev >> 8) & 0xfff == 1
+        output = filePosition == nil && !memDevice && level <= .info ? AsyncOutput(fd: fd, maxPendingBytes: maxPendingBytes) : nil
         let r = Renderer(format: format)
         // Everything kept here is freed with the writer.
         var constants: [Bytes] = []
@@ -59,7 +73,8 @@ public final class LogWriter {
         timeKey = constant(Array((format == .json ? "{\"time\":\"" : "time=").utf8))
         heads = Heads(created: constant(r.head(.info, "goroutine is created")),
                       exited: constant(r.head(.debug, "goroutine is exited")),
-                      processExited: constant(r.head(.info, "process exited")))
+                      processExited: constant(r.head(.info, "process exited")),
+                      processExeced: constant(r.head(.info, "process ran exec")))
         keys = Keys(pid: constant(r.key("pid")), goroutineID: constant(r.key("goroutine_id")),
                     parentGoroutineID: constant(r.key("parent_goroutine_id")),
                     lifetime: constant(r.key("lifetime_seconds")), liveGoroutines: constant(r.key("live_goroutines")))
@@ -67,6 +82,7 @@ public final class LogWriter {
     }
 
     deinit {
+        output?.finish(within: 0)   // ends the writer thread
         buffer.deallocate()
         for b in kept { b.deallocate() }
     }
@@ -118,7 +134,9 @@ public final class LogWriter {
         endLine()
     }
 
-    public func exited(pid: UInt32, goid: UInt64, timeNs: UInt64, lifetimeNs: UInt64?, site: @autoclosure () -> CreationSite?, siteIndex: Int32? = nil) {
+    /// `creationLost`: with no lifetime, the creation was lost (ring full), not before gmon attached.
+    public func exited(pid: UInt32, goid: UInt64, timeNs: UInt64, lifetimeNs: UInt64?, site: @autoclosure () -> CreationSite?, siteIndex: Int32? = nil,
+                       creationLost: Bool = false) {
         guard level <= .debug, !broken else { return }
         head(timeNs: timeNs, heads.exited)
         field(keys.pid, UInt64(pid))
@@ -127,7 +145,7 @@ public final class LogWriter {
             put(keys.lifetime)
             putSeconds(l)
         } else {
-            put(Renderer(format: format).fields([("created", "before gmon attached")]))
+            put(Renderer(format: format).fields([("created", creationLost ? "lost (ring buffer full)" : "before gmon attached")]))
         }
         if !cached(renderedExitSites, siteIndex), let s = site() {
             remember(Renderer(format: format).fields([("function", s.function), ("created_by", s.createdBy)]), siteIndex, in: &renderedExitSites)
@@ -135,16 +153,17 @@ public final class LogWriter {
         endLine()
     }
 
-    public func processExited(pid: UInt32, timeNs: UInt64, liveGoroutines: Int) {
+    /// `exec`: the process replaced its image; its goroutines ended with the old one.
+    public func processExited(pid: UInt32, timeNs: UInt64, liveGoroutines: Int, exec: Bool = false) {
         guard level <= .info, !broken else { return }
-        head(timeNs: timeNs, heads.processExited)
+        head(timeNs: timeNs, exec ? heads.processExeced : heads.processExited)
         field(keys.pid, UInt64(pid))
         field(keys.liveGoroutines, UInt64(liveGoroutines))
         endLine()
     }
 
     /// Constant parts of lines in this writer's format, rendered once.
-    struct Heads { var created: Bytes, exited: Bytes, processExited: Bytes }
+    struct Heads { var created: Bytes, exited: Bytes, processExited: Bytes, processExeced: Bytes }
     struct Keys { var pid: Bytes, goroutineID: Bytes, parentGoroutineID: Bytes, lifetime: Bytes, liveGoroutines: Bytes }
     private var heads: Heads
     private var keys: Keys
@@ -253,6 +272,7 @@ public final class LogWriter {
     func endLine() {
         if format == .json { put(0x7d) }
         put(0x0a)
+        bufferedLines += 1
         if count >= 1 << 16 { flush(wholePages: true) }
     }
 
@@ -280,6 +300,15 @@ public final class LogWriter {
     public func flush() { flush(wholePages: false) }
 
     func flush(wholePages: Bool) {
+        if let output {
+            if count > 0 && !broken { output.enqueue(UnsafeBufferPointer(start: buffer, count: count), lines: bufferedLines) }
+            count = 0
+            bufferedLines = 0
+            let (dropped, failure) = output.state()
+            droppedLines = dropped
+            if let failure, !broken { broken = true; writeError = failure }
+            return
+        }
         var end = count
         if wholePages, let p = filePosition {
             let aligned = Int((p + Int64(count)) & ~4095 - p)
@@ -291,17 +320,33 @@ public final class LogWriter {
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
                 broken = true
+                writeError = errno
             } else {
                 off += n
             }
         }
         if let p = filePosition { filePosition = p + Int64(off) }
         if broken || off >= count {
+            if broken { droppedLines += UInt64(bufferedLines) }
             count = 0
+            bufferedLines = 0
         } else {
             memmove(buffer, buffer + off, count - off)
             count -= off
+            bufferedLines = (0..<count).reduce(0) { $0 + (buffer[$1] == 0x0a ? 1 : 0) }
         }
+    }
+
+    /// At shutdown: waits at most `seconds` for a slow reader to take the lines still queued;
+    /// the rest are counted as dropped.
+    public func finish(within seconds: Double) {
+        flush()
+        guard let output else { return }
+        output.finish(within: seconds)
+        let (dropped, failure) = output.state()
+        droppedLines = dropped
+        // -1: gmon stopped waiting for a slow reader, which is no write error.
+        if let failure, failure > 0, !broken { broken = true; writeError = failure }
     }
 
     private var cachedSecond: Int64 = -1

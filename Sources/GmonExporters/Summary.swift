@@ -9,6 +9,11 @@ public struct Summary {
         public var failedStacks: UInt64
         public var processMapFull: UInt64
         public var undecodable: UInt64
+        /// Creations lost to a full ring that the kernel side could not remember either (its
+        /// table was full): their exits count as exits of goroutines created before gmon attached.
+        public var lostCreationsUntracked: UInt64 = 0
+        /// Log lines not written: stdout's reader was too slow, or writing failed.
+        public var logLinesDropped: UInt64 = 0
         public init(ringBufferFull: (UInt64, UInt64, UInt64), failedReads: UInt64, failedStacks: UInt64, processMapFull: UInt64, undecodable: UInt64) {
             self.ringBufferFull = ringBufferFull; self.failedReads = failedReads; self.failedStacks = failedStacks
             self.processMapFull = processMapFull; self.undecodable = undecodable
@@ -21,18 +26,41 @@ public struct Summary {
         }
     }
 
+    /// A row of the summary: the sites it shows as one (stacks that differ only below what
+    /// is shown are one row, their counts added up).
+    struct Row {
+        let function: String, createdBy: String
+        var created: UInt64 = 0, exited: UInt64 = 0, live: UInt64 = 0, lifetimeSumNs: UInt64 = 0
+    }
+
+    static func rows(_ tracker: Tracker) -> [Row] {
+        var rows: [Row] = []
+        var index: [[String]: Int] = [:]
+        for st in tracker.sites {
+            let key = [st.site.function, st.site.createdBy]
+            let i = index[key] ?? { rows.append(Row(function: key[0], createdBy: key[1])); index[key] = rows.count - 1; return rows.count - 1 }()
+            rows[i].created += st.created
+            rows[i].exited += st.exited
+            rows[i].live += st.live
+            rows[i].lifetimeSumNs &+= st.lifetimeSumNs
+        }
+        return rows
+    }
+
     public static func render(tracker: Tracker, losses: Losses, maxRows: Int = 15) -> String {
-        let rows = tracker.sites.sorted { ($0.created, $0.site.createdBy) > ($1.created, $1.site.createdBy) }
-        var out = ["gmon summary: \(rows.reduce(0) { $0 + $1.created }) goroutines created, \(rows.reduce(0) { $0 + $1.exited }) exited, \(tracker.liveCount) still live, \(tracker.unpairedExits) exits of goroutines created before gmon attached\(tracker.exitsLost > 0 ? ", \(tracker.exitsLost) goroutines closed when their g was reused (exit lost)" : "")"]
+        let rows = Self.rows(tracker).sorted { ($0.created, $0.createdBy) > ($1.created, $1.createdBy) }
+        var out = ["gmon summary: \(rows.reduce(0) { $0 + $1.created }) goroutines created, \(rows.reduce(0) { $0 + $1.exited }) exited, \(tracker.liveCount) still live, \(tracker.unpairedExits) exits of goroutines created before gmon attached\(tracker.exitsOfLostCreations > 0 ? ", \(tracker.exitsOfLostCreations) exits of goroutines whose creation was lost" : "")\(tracker.exitsLost > 0 ? ", \(tracker.exitsLost) goroutines closed when their g was reused (exit lost)" : "")"]
         out.append(pad("CREATED", 9) + pad("EXITED", 9) + pad("LIVE", 8) + pad("AVG LIFE", 11) + "FUNCTION  <-  CREATED BY")
         for r in rows.prefix(maxRows) {
             let avg = r.exited > 0 ? formatDuration(r.lifetimeSumNs / r.exited) : "-"
             out.append(pad(String(r.created), 9) + pad(String(r.exited), 9) + pad(String(r.live), 8) + pad(avg, 11)
-                       + "\(r.site.function)  <-  \(r.site.createdBy)")
+                       + "\(r.function)  <-  \(r.createdBy)")
         }
         if rows.count > maxRows { out.append("… and \(rows.count - maxRows) more creation sites") }
         let rb = losses.ringBufferFull
         out.append("lost events: ring buffer full \(rb.creations + rb.exits + rb.processExits) (creations \(rb.creations), exits \(rb.exits), process exits \(rb.processExits)), failed reads \(losses.failedReads), stacks missing \(losses.failedStacks), process table full \(losses.processMapFull), undecodable \(losses.undecodable)")
+        if losses.lostCreationsUntracked > 0 { out.append("creations lost and not remembered (table full; their exits count as before gmon attached): \(losses.lostCreationsUntracked)") }
+        if losses.logLinesDropped > 0 { out.append("log lines dropped (stdout's reader too slow, or writing failed): \(losses.logLinesDropped)") }
         return out.joined(separator: "\n")
     }
 

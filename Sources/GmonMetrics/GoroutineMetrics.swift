@@ -28,8 +28,10 @@ public final class GoroutineMetrics: @unchecked Sendable {
     }
     /// Tracker site index → metrics (sites past --max-sites share "other").
     private var sites: [Site?] = []
+    /// One series per label set: tracker sites whose stacks differ only below the frames the
+    /// labels show share it (counts add up; the oldest age is the oldest of them all).
+    private var byLabels: [[String]: Site] = [:]
     private var other: Site?
-    private var foldedSites = 0
     /// Sites with counts not yet published.
     private var dirty: [Site] = []
     private var pendingCreateEvents: Int64 = 0
@@ -41,9 +43,11 @@ public final class GoroutineMetrics: @unchecked Sendable {
     ]
 
     let eventsCreate, eventsExit, eventsProcessExit: Counter
-    let unpaired: Counter
+    let unpaired, unpairedCreationLost: Counter
     let processes: Gauge
     let folded: Counter
+    let logLinesDropped: Counter
+    var logLinesDroppedSeen: UInt64 = 0
     var lostCounters: [String: Counter] = [:]
     var lostSeen: [String: UInt64] = [:]
 
@@ -54,13 +58,19 @@ public final class GoroutineMetrics: @unchecked Sendable {
         eventsCreate = r.makeCounter(name: "gmon_events_total", labels: [("type", "create")], help: "Events received from the kernel.")
         eventsExit = r.makeCounter(name: "gmon_events_total", labels: [("type", "exit")], help: "Events received from the kernel.")
         eventsProcessExit = r.makeCounter(name: "gmon_events_total", labels: [("type", "process_exit")], help: "Events received from the kernel.")
-        unpaired = r.makeCounter(name: "gmon_exits_unpaired_total", labels: [("exe", exe)],
-                                 help: "Exits of goroutines created before gmon attached.")
+        unpaired = r.makeCounter(name: "gmon_exits_unpaired_total", labels: [("exe", exe), ("reason", "created_before_attach")],
+                                 help: "Exits without a creation: of goroutines created before gmon attached, or whose creation was lost.")
+        unpairedCreationLost = r.makeCounter(name: "gmon_exits_unpaired_total", labels: [("exe", exe), ("reason", "creation_lost")],
+                                             help: "Exits without a creation: of goroutines created before gmon attached, or whose creation was lost.")
+        unpairedCreationLost.increment(by: Int64(0))
         processes = r.makeGauge(name: "gmon_processes_traced", labels: [("exe", exe)], help: "Processes of the executable with goroutine events.")
         folded = r.makeCounter(name: "gmon_sites_folded_total", labels: [("exe", exe)],
                                help: "Creation sites beyond --max-sites, counted under created_by=\"other\".")
         r.makeGauge(name: "gmon_build_info", labels: [("version", version), ("go_versions", goVersion)],
                     help: "gmon's version and the Go releases of the watched executables.").set(to: Double(1))
+        logLinesDropped = r.makeCounter(name: "gmon_log_lines_dropped_total", labels: [("exe", exe)],
+                                        help: "Log lines not written: stdout's reader was too slow, or writing failed.")
+        logLinesDropped.increment(by: Int64(0))
         for reason in ["ringbuf_full", "read_failed", "stack_failed", "process_table_full", "undecodable"] {
             let c = r.makeCounter(name: "gmon_events_lost_total", labels: [("reason", reason)], help: "Events gmon could not deliver, by reason.")
             lostCounters[reason] = c
@@ -90,16 +100,25 @@ public final class GoroutineMetrics: @unchecked Sendable {
         if i < sites.count, let m = sites[i] { return m }
         while sites.count <= i { sites.append(nil) }
         let m: Site
-        if i < maxSites {
-            m = make(labels(s()))
+        let l = labels(s())
+        let key = l.map(\.1)
+        if let existing = byLabels[key] {
+            m = existing
+        } else if byLabels.count < maxSites {
+            m = make(l)
+            byLabels[key] = m
         } else {
-            if other == nil { other = make([("exe", exe), ("function", "other"), ("created_by", "other")]) }
-            m = other!
-            foldedSites += 1
-            folded.increment()
+            m = otherSite()
         }
         sites[i] = m
         return m
+    }
+
+    /// The series sites past --max-sites share.
+    private func otherSite() -> Site {
+        if other == nil { other = make([("exe", exe), ("function", "other"), ("created_by", "other")]) }
+        folded.increment()
+        return other!
     }
 
     /// The site's metrics, listed for the next `publish()` if nothing of it is pending yet.
@@ -127,9 +146,9 @@ public final class GoroutineMetrics: @unchecked Sendable {
         site(index, s()).live.decrement()
     }
 
-    public func unpairedExit() {
+    public func unpairedExit(creationLost: Bool = false) {
         pendingExitEvents += 1
-        unpaired.increment()
+        (creationLost ? unpairedCreationLost : unpaired).increment()
     }
 
     /// Makes the counts added since the last call visible to scrapes.
@@ -154,13 +173,20 @@ public final class GoroutineMetrics: @unchecked Sendable {
     }
 
     /// Refreshes the gauges that are derived from tracker state (ages, process count) and the loss counters.
-    public func refresh(tracker: Tracker, nowNs: UInt64, losses: [String: UInt64]) {
+    public func refresh(tracker: Tracker, nowNs: UInt64, losses: [String: UInt64], logLinesDropped dropped: UInt64 = 0) {
+        if dropped > logLinesDroppedSeen { logLinesDropped.increment(by: Int64(dropped - logLinesDroppedSeen)); logLinesDroppedSeen = dropped }
         processes.set(Double(tracker.processesSeen.count))
         let oldest = tracker.oldestLiveCreation()
+        // Per series, not per site: several sites may share one, and the oldest of them all counts.
+        var oldestPerSeries: [ObjectIdentifier: (Site, UInt64)] = [:]
         for (i, st) in tracker.sites.enumerated() {
             let m = site(Int32(i), st.site)
-            if let t = oldest[Int32(i)] { m.oldest.set(Double(nowNs &- t) / 1e9) } else if st.live == 0 { m.oldest.set(to: Double(0)) }
+            let t = oldest[Int32(i)] ?? .max
+            let id = ObjectIdentifier(m)
+            if let (_, was) = oldestPerSeries[id], was <= t { continue }
+            oldestPerSeries[id] = (m, t)
         }
+        for (m, t) in oldestPerSeries.values { m.oldest.set(t == .max ? 0 : Double(nowNs &- t) / 1e9) }
         for (reason, total) in losses {
             let delta = total &- (lostSeen[reason] ?? 0)
             if delta > 0, delta < 1 << 62 { lostCounters[reason]?.increment(by: Int64(delta)) }

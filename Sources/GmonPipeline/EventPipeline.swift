@@ -25,7 +25,9 @@ public final class EventPipeline {
     /// program: an exit counted as unpaired, its goroutine as ended with the process).
     public static let processExitGraceNs: UInt64 = 10_000_000
     /// Process exits not yet applied, oldest first.
-    private var heldProcessExits: [(pid: UInt32, timeNs: UInt64)] = []
+    /// An exec ends the old image's goroutines the same way, after the same grace.
+    private var heldProcessExits: [HeldExit] = []
+    private struct HeldExit { let pid: UInt32, timeNs: UInt64, exec: Bool }
 
     public init(tracker: Tracker, metrics: GoroutineMetrics?, log: LogWriter) {
         self.tracker = tracker; self.metrics = metrics; self.log = log
@@ -35,7 +37,10 @@ public final class EventPipeline {
         guard let event = decoder.decode(raw) else { undecodable += 1; return }
         switch event {
         case .processExit(let pid, let t):
-            heldProcessExits.append((pid, t))
+            heldProcessExits.append(HeldExit(pid: pid, timeNs: t, exec: false))
+            return
+        case .processExec(let pid, let t):
+            heldProcessExits.append(HeldExit(pid: pid, timeNs: t, exec: true))
             return
         case .create(let c) where !heldProcessExits.isEmpty && heldProcessExits.contains(where: { $0.pid == c.pid }):
             // A creation in a pid whose exit is held is a new process reusing the pid
@@ -46,10 +51,10 @@ public final class EventPipeline {
         dispatch(event)
     }
 
-    private func applyHeldProcessExits(where due: ((pid: UInt32, timeNs: UInt64)) -> Bool) {
+    private func applyHeldProcessExits(where due: (HeldExit) -> Bool) {
         let (apply, keep) = (heldProcessExits.filter(due), heldProcessExits.filter { !due($0) })
         heldProcessExits = keep
-        for h in apply { dispatch(.processExit(pid: h.pid, timeNs: h.timeNs)) }
+        for h in apply { dispatch(h.exec ? .processExec(pid: h.pid, timeNs: h.timeNs) : .processExit(pid: h.pid, timeNs: h.timeNs)) }
     }
 
     private func dispatch(_ event: Event) {
@@ -62,15 +67,21 @@ public final class EventPipeline {
             if case .create(let c) = event { log.created(c, site: tracker.sites[Int(s)].site, siteIndex: s) }
         case .exited(let s, let lifetime):
             metrics?.exited(site: s, tracker.sites[Int(s)].site, lifetimeNs: lifetime)
-            if case .exit(let p, _, let goid, let t) = event {
+            if case .exit(let p, _, let goid, let t, _) = event {
                 log.exited(pid: p, goid: goid, timeNs: t, lifetimeNs: lifetime, site: tracker.sites[Int(s)].site, siteIndex: s)
             }
-        case .unpairedExit:
-            metrics?.unpairedExit()
-            if case .exit(let p, _, let goid, let t) = event { log.exited(pid: p, goid: goid, timeNs: t, lifetimeNs: nil, site: nil) }
+        case .unpairedExit(let creationLost):
+            metrics?.unpairedExit(creationLost: creationLost)
+            if case .exit(let p, _, let goid, let t, _) = event {
+                log.exited(pid: p, goid: goid, timeNs: t, lifetimeNs: nil, site: nil, creationLost: creationLost)
+            }
         case .processEnded(let p, let closed):
             metrics?.processEnded(tracker: tracker, closedPerSite: closed)
-            if case .processExit(_, let t) = event { log.processExited(pid: p, timeNs: t, liveGoroutines: closed.values.reduce(0, +)) }
+            switch event {
+            case .processExit(_, let t): log.processExited(pid: p, timeNs: t, liveGoroutines: closed.values.reduce(0, +))
+            case .processExec(_, let t): log.processExited(pid: p, timeNs: t, liveGoroutines: closed.values.reduce(0, +), exec: true)
+            default: break
+            }
         }
     }
 

@@ -4,8 +4,11 @@ public enum Event: Sendable, Equatable {
     case create(Creation)
     /// `g`: the runtime.g's address, which pairs the exit with its creation. `goid` is 0
     /// unless the kernel side was asked to read it (debug logs).
-    case exit(pid: UInt32, g: UInt64, goid: UInt64, timeNs: UInt64)
+    /// `creationLost`: the kernel side could not deliver this goroutine's creation (ring full).
+    case exit(pid: UInt32, g: UInt64, goid: UInt64, timeNs: UInt64, creationLost: Bool = false)
     case processExit(pid: UInt32, timeNs: UInt64)
+    /// The process ran exec: its goroutines ended with the old image, the new one starts clean.
+    case processExec(pid: UInt32, timeNs: UInt64)
 }
 
 public struct Creation: Sendable, Equatable {

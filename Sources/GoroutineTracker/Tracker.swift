@@ -49,8 +49,6 @@ public final class Tracker {
 
     public private(set) var sites: [SiteStats] = []
     private var siteIndex: [CreationSite: Int32] = [:]
-    /// Distinct raw stacks seen → site, so steady state does no symbolization.
-    private var rawCache: [RawKey: Int32] = [:]
     /// The previous creation's key and site: goroutines come in bursts from one site, and
     /// comparing with the last key costs less than a Dictionary lookup (perf: hashing
     /// and probing were 7% of the per-event path).
@@ -63,7 +61,10 @@ public final class Tracker {
     private var lastLive: LiveGoroutines?
     private let resolver: SiteResolver
 
+    /// Exits of goroutines created before gmon attached.
     public private(set) var unpairedExits: UInt64 = 0
+    /// Exits of goroutines whose creation was lost (ring buffer full), flagged by the kernel side.
+    public private(set) var exitsOfLostCreations: UInt64 = 0
     /// Creations on a g address still live in that process: the earlier goroutine's exit was lost.
     public private(set) var exitsLost: UInt64 = 0
     /// A size every runtime.g reaches: g addresses → dense table keys (GKeys).
@@ -80,7 +81,9 @@ public final class Tracker {
         /// `exitLostOf`: the site of a live goroutine on the same g, whose exit was lost.
         case created(site: Int32, exitLostOf: Int32?)
         case exited(site: Int32, lifetimeNs: UInt64)
-        case unpairedExit
+        /// An exit with no creation: of a goroutine created before gmon attached, or (`creationLost`)
+        /// whose creation the kernel side could not deliver.
+        case unpairedExit(creationLost: Bool)
         /// Live goroutines of the ended process, per site.
         case processEnded(pid: UInt32, closed: [Int32: Int])
     }
@@ -90,10 +93,11 @@ public final class Tracker {
         switch event {
         case .create(let c):
             let key = RawKey(pid: c.pid, startPC: c.startPC, goPC: c.goPC, stack: c.stack)
+            let process = goroutines(c.pid)
             let s: Int32
             if let last = lastKey, last == key {
                 s = lastSite
-            } else if let cached = rawCache[key] {
+            } else if let cached = process.rawSites[key] {
                 s = cached
             } else {
                 let site = resolver.site(for: c)
@@ -104,35 +108,35 @@ public final class Tracker {
                     sites.append(SiteStats(site: site))
                     siteIndex[site] = s
                 }
-                rawCache[key] = s
+                process.rawSites[key] = s
             }
             // Only when the site changes: holding each new key would keep the decoder's
             // reused stack array shared, and decoding would then allocate a new one.
             if lastSite != s || lastKey == nil { lastKey = key; lastSite = s }
-            let lost = goroutines(c.pid).insert(g: c.g, createdNs: c.timeNs, site: s)
+            let lost = process.insert(g: c.g, createdNs: c.timeNs, site: s)
             if let lost {
                 exitsLost += 1
                 sites[Int(lost.site)].exitsLost += 1
             }
             sites[Int(s)].created += 1
             return .created(site: s, exitLostOf: lost?.site)
-        case .exit(let pid, let g, _, let t):
+        case .exit(let pid, let g, _, let t, let creationLost):
             guard let l = goroutines(pid).remove(g: g) else {
-                unpairedExits += 1
-                return .unpairedExit
+                if creationLost { exitsOfLostCreations += 1 } else { unpairedExits += 1 }
+                return .unpairedExit(creationLost: creationLost)
             }
             let lifetime = t >= l.createdNs ? t - l.createdNs : 0
             sites[Int(l.site)].exited += 1
             sites[Int(l.site)].lifetimeSumNs &+= lifetime
             return .exited(site: l.site, lifetimeNs: lifetime)
-        case .processExit(let pid, _):
+        case .processExit(let pid, _), .processExec(let pid, _):
             var closed: [Int32: Int] = [:]
             live.removeValue(forKey: pid)?.table.forEach { _, _, site in
                 sites[Int(site)].closedByProcessExit += 1
                 closed[site, default: 0] += 1
             }
-            // A new process may reuse the pid: its stacks must be resolved afresh.
-            rawCache = rawCache.filter { $0.key.pid != pid }
+            // The process's raw stacks went with its state (a new process may reuse the pid
+            // and must resolve its stacks afresh): freed in time proportional to its own state.
             lastKey = nil
             resolver.forget(pid: pid)
             processesSeen.remove(pid)
@@ -169,6 +173,10 @@ public final class Tracker {
 final class LiveGoroutines {
     let table = LiveTable()
     private let keys: GKeys
+    /// Distinct raw stacks of this process → site, so steady state does no symbolization.
+    /// Per process: its raw PCs mean nothing in another one (a PIE's load address), and a
+    /// process's exit frees them with the rest of its state.
+    var rawSites: [Tracker.RawKey: Int32] = [:]
 
     init(gStride: UInt64) { keys = GKeys(stride: gStride) }
 

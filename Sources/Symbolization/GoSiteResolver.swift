@@ -1,9 +1,7 @@
 import AttachPoints
 import GoBinary
 import GoroutineTracker
-#if canImport(Glibc)
-import Glibc
-#endif
+import ProcFS
 
 /// Resolves creation sites from a Go executable's pclntab, per process
 /// (a PIE's load address differs from process to process).
@@ -15,17 +13,27 @@ public final class GoSiteResolver: SiteResolver {
     static let runtimeCreationFrames: Set<String> = [
         "runtime.newproc.func1", "runtime.newproc1", "runtime.systemstack", "runtime.systemstack_switch",
         "runtime.newproc", "runtime.runqput",
+        // coroutines (iter.Pull) and synctest bubbles are made here
+        "runtime.newcoro", "runtime.newcoro.func1", "runtime.synctestRun", "runtime.synctestRun.func2",
     ]
+    /// A coroutine starts in runtime.corostart; iter.Pull made it for the user's code.
+    static let coroutineStart = "runtime.corostart"
     let wrapperFuncID: UInt8?
 
-    /// Link-time address of the creation probe when the kernel reports it as the probe's IP
-    /// (a uprobe, not a uretprobe): the IP minus it is the load bias, known from the
-    /// first event even when the process is gone before gmon reads /proc/PID/maps.
-    let creationProbeAddress: UInt64?
+    /// Link-time addresses of the creation probes when the kernel reports them as the probe's
+    /// IP (uprobes, not a uretprobe): the IP minus the site's address is the load bias, known
+    /// from the first event even when the process is gone before gmon reads /proc/PID/maps.
+    /// A load bias is a whole number of pages, so the site that fired is the one whose
+    /// address has the IP's offset in its page.
+    let creationProbeAddresses: [UInt64]
+    /// The file the probes are on: its mapping in /proc/PID/maps gives the load address
+    /// when the probe's IP does not (a uretprobe).
+    let file: FileIdentity?
 
-    public init(exe: GoExecutable, creationProbeAddress: UInt64? = nil) {
+    public init(exe: GoExecutable, file: FileIdentity? = nil, creationProbeAddresses: [UInt64] = []) {
         self.exe = exe
-        self.creationProbeAddress = creationProbeAddress
+        self.file = file ?? FileIdentity(path: exe.path)
+        self.creationProbeAddresses = creationProbeAddresses
         // funcID of compiler-made wrappers (FuncIDWrapper / funcID_wrapper) per release.
         switch exe.buildInfo.release?.minor {
         case 18?, 19?, 20?, 21?: wrapperFuncID = 21
@@ -43,39 +51,34 @@ public final class GoSiteResolver: SiteResolver {
         let b: UInt64
         if !exe.isPIE {
             b = 0
-        } else if let a = creationProbeAddress, probeIP != 0 {
-            b = probeIP &- a
+        } else if probeIP != 0, let b1 = Self.bias(probeIP: probeIP, sites: creationProbeAddresses) {
+            b = b1
         } else {
-            b = Self.loadBias(pid: pid, exe: exe) ?? 0
+            let firstLoad = exe.elf.segments.filter { $0.type == ELFSegment.typeLoad }.map(\.virtualAddress).min() ?? 0
+            b = file.flatMap { ProcFS.loadBias(pid: pid, file: $0, firstLoadAddress: firstLoad) } ?? 0
         }
         biases[pid] = b
         return b
     }
 
-    /// From /proc/PID/maps: the mapping of the executable at file offset 0 gives the base.
-    static func loadBias(pid: UInt32, exe: GoExecutable) -> UInt64? {
-        guard let f = fopen("/proc/\(pid)/maps", "r") else { return nil }
-        defer { fclose(f) }
-        var exeStat = stat()
-        guard stat(exe.path, &exeStat) == 0 else { return nil }
-        var line = [CChar](repeating: 0, count: 4096)
-        let firstLoad = exe.elf.segments.filter { $0.type == ELFSegment.typeLoad }.map(\.virtualAddress).min() ?? 0
-        while fgets(&line, Int32(line.count), f) != nil {
-            // start-end perms offset dev inode path
-            let fields = String(cString: line).split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count >= 6, let inode = UInt64(fields[4]), inode == UInt64(exeStat.st_ino),
-                  let off = UInt64(fields[2], radix: 16), off == 0,
-                  let start = UInt64(fields[0].split(separator: "-")[0], radix: 16) else { continue }
-            return start &- (firstLoad & ~0xfff)
-        }
-        return nil
+    /// The load bias from where a creation probe fired; nil when no site, or more than one,
+    /// lies at the IP's offset in its page.
+    static func bias(probeIP: UInt64, sites: [UInt64]) -> UInt64? {
+        let candidates = Set(sites.filter { (probeIP &- $0) & 0xfff == 0 }.map { probeIP &- $0 })
+        return candidates.count == 1 ? candidates.first : nil
     }
 
     public func site(for c: Creation) -> CreationSite {
         let (startPC, goPC, stack) = (c.startPC, c.goPC, c.stack)
         let b = bias(pid: c.pid, probeIP: c.probeIP)
-        let function = entryFunction(startPC &- b)
-        let createdBy = (try? exe.pclntab.frames(at: goPC &- b &- 1).first).flatMap { $0 }.map(\.description) ?? "0x" + String(goPC, radix: 16)
+        var function = entryFunction(startPC &- b)
+        var createdBy = (try? exe.pclntab.frames(at: goPC &- b &- 1).first).flatMap { $0 }.map(\.description) ?? "0x" + String(goPC, radix: 16)
+        // A coroutine: its function is iter.Pull's (which made it, for the user's sequence);
+        // it was created by the frame that called iter.Pull, the first of the stack below.
+        let coroutine = function == Self.coroutineStart
+        if coroutine, let f = (try? exe.pclntab.frames(at: goPC &- b &- 1))?.first {
+            function = Self.printName(f.function)
+        }
         var frames: [String] = []
         var skipping = true
         for (i, pc) in stack.enumerated() {
@@ -84,12 +87,19 @@ public final class GoSiteResolver: SiteResolver {
             let fs = (try? exe.pclntab.frames(at: lookup)) ?? []
             if fs.isEmpty { frames.append("0x" + String(pc, radix: 16)); skipping = false; continue }
             for f in fs {
-                if skipping && Self.runtimeCreationFrames.contains(f.function) { continue }
+                if skipping && (Self.runtimeCreationFrames.contains(f.function) || coroutine && f.function.hasPrefix("iter.Pull")) { continue }
                 skipping = false
                 frames.append(f.description)
             }
         }
+        if coroutine, let first = frames.first { createdBy = first }
         return CreationSite(function: function, createdBy: createdBy, stack: frames)
+    }
+
+    /// A function's name as Go's tracebacks print it: type arguments as "[...]".
+    static func printName(_ name: String) -> String {
+        guard let open = name.firstIndex(of: "["), let close = name.lastIndex(of: "]"), open < close else { return name }
+        return String(name[..<open]) + "[...]" + String(name[name.index(after: close)...])
     }
 
     /// The function a goroutine starts in, as the user wrote it: for the
@@ -98,7 +108,10 @@ public final class GoSiteResolver: SiteResolver {
         if let c = entryFunctionCache[pc] { return c }
         let name: String
         if let i = exe.pclntab.functionIndex(containing: pc), let n = try? exe.pclntab.name(ofFunction: i) {
-            name = isGoStatementWrapper(i, n) ? (wrappedCallee(i) ?? n) : n
+            let entry = isGoStatementWrapper(i, n) ? (wrappedCallee(i) ?? n) : n
+            // A method value (`f := obj.Run; go f()`) starts in the compiler's "-fm" closure on
+            // Go 1.21+, in the method on earlier releases: one name on every release.
+            name = entry.hasSuffix("-fm") ? String(entry.dropLast(3)) : entry
         } else {
             name = "0x" + String(pc, radix: 16)
         }
@@ -119,9 +132,10 @@ public final class GoSiteResolver: SiteResolver {
               let code = try? exe.code(from: entry, to: end),
               let calls = try? AttachPoints.directCalls(code: Array(code), address: entry) else { return nil }
         for c in calls {
-            // Skip the stack-growth call every Go prologue makes.
+            // Skip the stack-growth call every Go prologue makes, and the race detector's
+            // instrumentation a -race build adds to every function (racefuncenter first).
             if let j = exe.pclntab.functionIndex(containing: c.target), let n = try? exe.pclntab.name(ofFunction: j),
-               !n.hasPrefix("runtime.morestack") { return n }
+               !n.hasPrefix("runtime.morestack"), !n.hasPrefix("runtime.race") { return n }
         }
         return nil
     }

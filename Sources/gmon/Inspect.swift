@@ -85,7 +85,7 @@ struct InspectReport: Encodable {
 
     var path: String, goVersion: String, module: String?, moduleVersion: String?
     var pie: Bool, stripped: Bool, dwarf: Bool, functions: Int, pclntabFormat: String
-    var creationProbe: Probe, exitProbe: Probe, warnings: [String]
+    var creationProbe: Probe, exitProbe: Probe, otherCreationProbes: [Probe], otherExitProbes: [Probe], warnings: [String]
     var runtimeG: Offsets
     var pcs: [Symbolized]
 
@@ -100,13 +100,14 @@ struct InspectReport: Encodable {
         functions = exe.pclntab.functionCount
         pclntabFormat = "\(exe.pclntab.format)"
         creationProbe = probe(plan.creation); exitProbe = probe(plan.exit); warnings = plan.warnings
+        otherCreationProbes = plan.otherCreations.map(probe); otherExitProbes = plan.otherExits.map(probe)
         runtimeG = Offsets(goid: layout.goid, gopc: layout.gopc, startpc: layout.startpc, parentGoid: layout.parentGoid, size: layout.gSize, source: layout.source.rawValue)
         self.pcs = pcs
     }
 
     var text: String {
         func probeLine(_ p: Probe) -> String {
-            let at = p.callee.map { "CALL \($0) in \(p.function)" } ?? "\(p.kind) of \(p.function)"
+            let at = p.callee.map { p.kind == "branch" ? "jump after CALL \($0) in \(p.function)" : "CALL \($0) in \(p.function)" } ?? "\(p.kind) of \(p.function)"
             return "\(at) at \(p.address) (file offset \(p.fileOffset)), g in \(p.register.uppercased())"
         }
         var lines = [
@@ -118,6 +119,7 @@ struct InspectReport: Encodable {
             "functions:      \(functions) (pclntab \(pclntabFormat))",
             "creation probe: \(probeLine(creationProbe))",
             "exit probe:     \(probeLine(exitProbe))",
+        ] + otherCreationProbes.map { "also created:   \(probeLine($0))" } + otherExitProbes.map { "also ended:     \(probeLine($0))" } + [
             "runtime.g:      goid=\(runtimeG.goid) gopc=\(runtimeG.gopc) startpc=\(runtimeG.startpc) parentGoid=\(runtimeG.parentGoid.map(String.init) ?? "-") size=\(runtimeG.size.map(String.init) ?? "-") (from \(runtimeG.source))",
         ]
         lines += warnings.map { "warning:        \($0)" }
@@ -134,9 +136,10 @@ struct InspectReport: Encodable {
 func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 
 /// Loads a Go executable, turning reader errors into one-line CLI errors.
-func loadExecutable(_ path: String) throws -> GoExecutable {
+/// `shownAs`: the name errors give the file when `path` is an fd path.
+func loadExecutable(_ path: String, shownAs: String? = nil) throws -> GoExecutable {
     do { return try GoExecutable(path: path) } catch let e as GoBinaryError {
-        throw CLIError("\(path): \(e)")
+        throw CLIError("\(shownAs ?? path): \(e)")
     }
 }
 

@@ -9,6 +9,7 @@ import GmonPipeline
 import GoBinary
 import GoroutineTracker
 import LibBPF
+import ProcFS
 import Symbolization
 
 /// Set by the signal handler; the event loop polls it.
@@ -99,8 +100,10 @@ struct Watch: ParsableCommand {
         installSignalHandlers()
         try checkPrivileges()
         do { try KernelSupport.check() } catch let m as KernelSupport.Missing { throw CLIError(m.description) }
-        let binary = try resolveBinary()
-        let exe = try loadExecutable(binary)
+        let file = try openExecutable()
+        let binary = file.displayPath
+        // Parsed through the open file: the kernel later gets the same file (never a name to resolve again).
+        let exe = try loadExecutable(file.kernelPath, shownAs: binary)
         let layout: RuntimeLayout
         do { layout = try overrides.layout(for: exe) } catch let e as GoBinaryError { throw CLIError("\(binary): \(e)") }
         let plan = try AttachPoints.plan(for: exe, classic: classicProbes)
@@ -118,7 +121,7 @@ struct Watch: ParsableCommand {
         let session: BPFSession
         do {
             // Only debug logs show an exit's goid; reading it costs the exiting thread a cache miss.
-            session = try BPFSession(exe: exe, layout: layout, plan: plan, pid: pid, collectStacks: !noStacks,
+            session = try BPFSession(exe: exe, file: file, layout: layout, plan: plan, pid: pid, collectStacks: !noStacks,
                                      exitGoid: level == .debug,
                                      ringBufferBytes: UInt32(ringBufferMB) << 20,
                                      probes: countOnly ? .countOnly : deliverOnly ? .deliverOnly : .gmon,
@@ -130,7 +133,9 @@ struct Watch: ParsableCommand {
             return
         }
         let log = LogWriter(fd: 1, format: LogWriter.Format(rawValue: logFormat)!, level: level)
-        let resolver = GoSiteResolver(exe: exe, creationProbeAddress: plan.creation.isReturnProbe ? nil : plan.creation.address)
+        // Where the creation probes fire tells a PIE's load address (not a uretprobe: it fires on return).
+        let resolver = GoSiteResolver(exe: exe, file: file.identity,
+                                      creationProbeAddresses: plan.creation.isReturnProbe ? [] : ([plan.creation] + plan.otherCreations).map(\.address))
         let tracker = Tracker(resolver: resolver, gStride: layout.gSizeFloor)
         let pipeline = EventPipeline(tracker: tracker, metrics: server == nil ? nil : metrics, log: log)
         var delivered: UInt64 = 0
@@ -151,11 +156,12 @@ struct Watch: ParsableCommand {
         }
 
         server?.isAttached = true
+        let others = plan.otherCreations.map(\.function) + plan.otherExits.map(\.function)
+        let otherNote = others.isEmpty ? "" : " (also in \(others.joined(separator: ", ")))"
         let metricsNote = server.map { "; metrics on http://\($0.boundAddress)/metrics" } ?? ""
-        FileHandle.standardErrorLine("gmon: watching \(pid.map { "process \($0) of " } ?? "")\(binary) (\(exe.goVersion)); creation probe at \(plan.creation.kind.rawValue) site in \(plan.creation.function), exit probe at \(plan.exit.kind.rawValue) site in \(plan.exit.function)\(metricsNote); stop with Ctrl-C")
+        FileHandle.standardErrorLine("gmon: watching \(pid.map { "process \($0) of " } ?? "")\(binary) (\(exe.goVersion)); creation probe at \(plan.creation.kind.rawValue) site in \(plan.creation.function), exit probe at \(plan.exit.kind.rawValue) site in \(plan.exit.function)\(otherNote)\(metricsNote); stop with Ctrl-C")
         let deadline = duration.map { Date().addingTimeInterval($0) }
         var lastRefresh = Date.distantPast
-        let watchedFile = FileIdentity(path: binary)
         var warnedReplaced = false
         while stopRequested == 0 && !log.broken {
             // The BPF side wakes us only for a backlog or a process exit; drain on a 20 ms tick.
@@ -164,28 +170,46 @@ struct Watch: ParsableCommand {
             if Date().timeIntervalSince(lastRefresh) >= 1 {
                 // The age gauges walk every live goroutine: not for metrics nobody serves.
                 if metricsOn {
-                    metrics.refresh(tracker: tracker, nowNs: monotonicNow(), losses: session.losses(undecodable: pipeline.undecodable).byReason)
+                    metrics.refresh(tracker: tracker, nowNs: monotonicNow(), losses: session.losses(undecodable: pipeline.undecodable).byReason,
+                                    logLinesDropped: log.droppedLines)
                 }
                 lastRefresh = Date()
                 // A deployment replaces the file: the probes stay on the old inode, so say so.
-                if !warnedReplaced, pid == nil, let was = watchedFile, FileIdentity(path: binary) != was {
+                if !warnedReplaced, pid == nil, FileIdentity(path: binary) != file.identity {
                     warnedReplaced = true
                     FileHandle.standardErrorLine("gmon: warning: \(binary) was replaced on disk; processes already running are still watched, processes started from the new file are not: restart gmon to watch them")
                 }
             }
             if let d = deadline, Date() >= d { break }
-            if let p = pid, processIsGone(p) {
+            if let p = pid, ProcFS.processIsGone(p) {
                 drain(everything: true)
                 FileHandle.standardErrorLine("gmon: process \(p) exited")
                 break
             }
         }
-        // Detach first, then drain what the probes already sent.
+        // Watching ends at one instant for both probes: the events stamped before it are
+        // complete (a goroutine created before it and exiting after is live, as it was), and
+        // those the probes sent while being detached are left out, counted. Detaching one probe
+        // before the other would show creations without exits (or exits without creations,
+        // counted as goroutines created before gmon attached) for the time between the two.
         server?.isAttached = false
+        let stopTime = monotonicNow()
         session.detach()
-        drain(everything: true)
+        var afterStop = 0
+        if dropEveryRecord {
+            drain(everything: true)
+        } else {
+            rings.drain(before: stopTime) { pipeline.handle($0) }
+            pipeline.flush()
+            rings.drain(before: .max) { _ in afterStop += 1 }
+        }
+        // A reader that does not read gets half a second for what is queued: gmon stops anyway.
+        log.finish(within: 0.5)
         let c = session.counters()
-        FileHandle.standardErrorLine(Summary.render(tracker: tracker, losses: session.losses(undecodable: pipeline.undecodable, counters: c)))
+        var losses = session.losses(undecodable: pipeline.undecodable, counters: c)
+        losses.logLinesDropped = log.droppedLines
+        FileHandle.standardErrorLine(Summary.render(tracker: tracker, losses: losses))
+        if afterStop > 0 { FileHandle.standardErrorLine("gmon: \(afterStop) events stamped after gmon stopped watching were left out") }
         if dropEveryRecord { FileHandle.standardErrorLine("gmon: records delivered and dropped: \(delivered)") }
         if countOnly {
             FileHandle.standardErrorLine("gmon: count-only: creations \(c[Int(GMON_COUNT_ONLY_CREATE.rawValue)]) exits \(c[Int(GMON_COUNT_ONLY_EXIT.rawValue)])")
@@ -195,6 +219,10 @@ struct Watch: ParsableCommand {
         let cpu = { (t: timeval) in Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
         FileHandle.standardErrorLine("gmon: own cost: user \(cpu(usage.ru_utime)) s, system \(cpu(usage.ru_stime)) s, peak RSS \(usage.ru_maxrss / 1024) MB")
         server?.stop()
+        // Logs are gmon's main output: when they could not be written, say why and fail.
+        if log.writeError > 0 {
+            throw CLIError("writing the logs to stdout failed: \(String(cString: strerror(log.writeError))); gmon stopped (\(log.droppedLines) lines not written)")
+        }
     }
 
     func checkPrivileges() throws {
@@ -208,27 +236,24 @@ struct Watch: ParsableCommand {
         }
     }
 
-    /// The executable to watch: --path, or the one --pid runs; both must agree.
-    func resolveBinary() throws -> String {
-        if let p = pid {
-            guard !processIsGone(p) else { throw CLIError("no process with pid \(p): is it still running?") }
-            let exeLink = "/proc/\(p)/exe"
-            guard let running = try? FileManager.default.destinationOfSymbolicLink(atPath: exeLink) else {
-                throw CLIError("cannot read \(exeLink): the process exited or is a kernel thread")
-            }
+    /// The executable to watch, opened once: --path as given (never looked up on $PATH), or
+    /// the file --pid runs, through /proc/PID/exe (its own file, whatever its mount namespace).
+    /// Both given: they must be the same file.
+    func openExecutable() throws -> OpenedExecutable {
+        do {
+            guard let p = pid else { return try OpenedExecutable(path: path!) }
+            guard !ProcFS.processIsGone(p) else { throw CLIError("no process with pid \(p): is it still running?") }
+            let running = try OpenedExecutable(pid: p)
             if let path {
-                var a = stat(), b = stat()
-                guard stat(path, &a) == 0 else { throw CLIError("\(path): \(String(cString: strerror(errno)))") }
-                guard stat(exeLink, &b) == 0, a.st_ino == b.st_ino, a.st_dev == b.st_dev else {
-                    throw CLIError("process \(p) runs \(running), not \(path); drop --path or pass the right --pid")
+                let given = try OpenedExecutable(path: path)
+                guard given.identity == running.identity else {
+                    throw CLIError("process \(p) runs \(running.displayPath), not \(given.displayPath); drop --path or pass the right --pid")
                 }
-                return path
             }
-            // The running file; "(deleted)" means it was replaced on disk.
-            if running.hasSuffix(" (deleted)") { return exeLink }
             return running
+        } catch let f as OpenedExecutable.Failure {
+            throw CLIError(f.description)
         }
-        return path!
     }
 
     func installSignalHandlers() {
@@ -253,11 +278,14 @@ final class BPFSession {
     enum Probes { case gmon, countOnly, deliverOnly }
 
     let object: BPFObject
-    var links: [BPFLink] = []
+    /// Process exit and exec tracepoints; the exit and creation uprobes.
+    private var processLinks: [BPFLink] = []
+    private var exitLinks: [BPFLink] = []
+    private var createLinks: [BPFLink] = []
     let rings: CPURings
     let countersMap: BPFMap
 
-    init(exe: GoExecutable, layout: RuntimeLayout, plan: AttachPlan, pid: Int32?, collectStacks: Bool, exitGoid: Bool,
+    init(exe: GoExecutable, file: OpenedExecutable, layout: RuntimeLayout, plan: AttachPlan, pid: Int32?, collectStacks: Bool, exitGoid: Bool,
          ringBufferBytes: UInt32, probes: Probes = .gmon, pauseBeforeUprobesMs: Int = 0) throws {
         do {
             let object = try BPFObject(image: GmonBPF.object, name: "gmon")
@@ -269,33 +297,45 @@ final class BPFSession {
             let cpus = try CPURings.possibleCPUs()
             try object.setMaxEntries(map: GmonBPF.MapName.rings, UInt32(cpus))
             typealias P = GmonBPF.ProgramName
-            let createProgram, exitProgram: String
+            // Each probe site with the program that reads its register; the benchmarks' floors
+            // only on the two main sites.
+            func creationProgram(_ a: AttachPoint) -> String { a.register == .rax ? P.createAtReturnRAX : P.createAtCallRBX }
+            func exitProgram(_ a: AttachPoint) -> String { a.register == .rax ? P.exitRAX : P.exit }
+            let creations, exits: [(AttachPoint, String)]
             switch probes {
-            case .gmon: (createProgram, exitProgram) = (plan.creation.register == .rax ? P.createAtReturnRAX : P.createAtCallRBX, P.exit)
-            case .countOnly: (createProgram, exitProgram) = (P.countCreate, P.countExit)
-            case .deliverOnly: (createProgram, exitProgram) = (P.deliver, P.deliver)
+            case .gmon:
+                creations = ([plan.creation] + plan.otherCreations).map { ($0, creationProgram($0)) }
+                exits = ([plan.exit] + plan.otherExits).map { ($0, exitProgram($0)) }
+            case .countOnly: (creations, exits) = ([(plan.creation, P.countCreate)], [(plan.exit, P.countExit)])
+            case .deliverOnly: (creations, exits) = ([(plan.creation, P.deliver)], [(plan.exit, P.deliver)])
             }
-            for p in [P.createAtReturnRAX, P.createAtCallRBX, P.countCreate, P.exit, P.countExit, P.deliver] {
-                try object.setAutoload(p, p == createProgram || p == exitProgram)
+            let used = Set((creations + exits).map(\.1))
+            for p in [P.createAtReturnRAX, P.createAtCallRBX, P.countCreate, P.exit, P.exitRAX, P.countExit, P.deliver] {
+                try object.setAutoload(p, used.contains(p))
             }
             try object.load()
             rings = try CPURings(outer: try object.map(GmonBPF.MapName.rings), count: cpus, bytesPerRing: ringBufferBytes,
                                  timestampOffset: MemoryLayout<gmon_event_header>.offset(of: \.ktime_ns)!)
             countersMap = try object.map(GmonBPF.MapName.counters)
-            var links: [BPFLink] = []
-            defer { self.links = links }
             // Process exits first, so no exit of a process with events is missed.
-            links.append(try object.program(GmonBPF.ProgramName.processExit).attachRawTracepoint("sched_process_exit"))
+            processLinks.append(try object.program(GmonBPF.ProgramName.processExit).attachRawTracepoint("sched_process_exit"))
+            processLinks.append(try object.program(GmonBPF.ProgramName.processExec).attachRawTracepoint("sched_process_exec"))
             var paused = 0
             while paused < pauseBeforeUprobesMs && stopRequested == 0 { usleep(10_000); paused += 10 }
             if stopRequested != 0 { throw Interrupted() }
-            links.append(try object.program(exitProgram).attachUprobe(
-                binary: exe.path, fileOffset: plan.exit.fileOffset, pid: pid, returnProbe: false))
-            links.append(try object.program(createProgram).attachUprobe(
-                binary: exe.path, fileOffset: plan.creation.fileOffset, pid: pid, returnProbe: plan.creation.isReturnProbe))
+            // The exit probe before the creation probe: a goroutine that exits between the two was
+            // created before gmon attached, and its exit is counted as such; the other order would
+            // keep a goroutine created in between live forever.
+            for (a, program) in exits {
+                exitLinks.append(try object.program(program).attachUprobe(binary: file.kernelPath, fileOffset: a.fileOffset, pid: pid, returnProbe: false))
+            }
+            for (a, program) in creations {
+                createLinks.append(try object.program(program).attachUprobe(binary: file.kernelPath, fileOffset: a.fileOffset, pid: pid,
+                                                                            returnProbe: a.isReturnProbe))
+            }
             if stopRequested != 0 { throw Interrupted() }
         } catch let e as BPFError {
-            if let p = pid, processIsGone(p) {
+            if let p = pid, ProcFS.processIsGone(p) {
                 throw CLIError("process \(p) exited while gmon was attaching to it: nothing to watch (nothing is left attached)")
             }
             throw CLIError(e.description)
@@ -304,18 +344,28 @@ final class BPFSession {
         }
     }
 
+    /// In the order of attaching: the exit probe first, so a goroutine created while
+    /// detaching stays live (it is) instead of its exit being counted as one of a goroutine
+    /// created before gmon attached; the process tracepoints last, so every process with
+    /// events still has its end reported.
     func detach() {
-        for l in links.reversed() { l.destroy() }
-        links.removeAll()
+        for l in exitLinks { l.destroy() }
+        exitLinks.removeAll()
+        for l in createLinks { l.destroy() }
+        createLinks.removeAll()
+        for l in processLinks { l.destroy() }
+        processLinks.removeAll()
     }
 
     /// What the kernel side could not deliver, from its per-CPU counters.
     func losses(undecodable: UInt64, counters c: [UInt64]? = nil) -> Summary.Losses {
         let c = c ?? counters()
         func n(_ i: gmon_counter) -> UInt64 { c[Int(i.rawValue)] }
-        return Summary.Losses(ringBufferFull: (n(GMON_LOST_CREATE_RINGBUF), n(GMON_LOST_EXIT_RINGBUF), n(GMON_LOST_PROC_RINGBUF)),
+        var l = Summary.Losses(ringBufferFull: (n(GMON_LOST_CREATE_RINGBUF), n(GMON_LOST_EXIT_RINGBUF), n(GMON_LOST_PROC_RINGBUF)),
                               failedReads: n(GMON_FAILED_READ), failedStacks: n(GMON_FAILED_STACK),
                               processMapFull: n(GMON_TGID_MAP_FULL), undecodable: undecodable)
+        l.lostCreationsUntracked = n(GMON_LOST_CREATE_UNTRACKED)
+        return l
     }
 
     func counters() -> [UInt64] {
@@ -323,29 +373,8 @@ final class BPFSession {
     }
 }
 
-/// True when `pid` no longer runs: no such process, or a zombie its parent has not reaped
-/// (kill(pid, 0) still succeeds for a zombie).
-func processIsGone(_ pid: Int32) -> Bool {
-    if kill(pid, 0) != 0 && errno == ESRCH { return true }
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
-    // "pid (comm) S …": the state follows the last ')' (comm may contain one).
-    guard let close = stat.lastIndex(of: ")") else { return false }
-    let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
-    return state == "Z" || state == "X"
-}
-
 func monotonicNow() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
-
-/// Device and inode of a file, to notice it being replaced.
-struct FileIdentity: Equatable {
-    let device: UInt64, inode: UInt64
-    init?(path: String) {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
-        device = UInt64(st.st_dev); inode = UInt64(st.st_ino)
-    }
 }

@@ -12,7 +12,8 @@ final class GmonProcess {
         return ProcessInfo.processInfo.environment["GMON_EXECUTABLE"] ?? debug
     }
 
-    init(_ args: [String]) throws {
+    /// `directory`, `environment`: the working directory and environment gmon starts with (the test's by default).
+    init(_ args: [String], directory: String? = nil, environment: [String: String]? = nil) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         stdoutURL = dir.appendingPathComponent("stdout")
@@ -25,6 +26,8 @@ final class GmonProcess {
         process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
         process.standardError = try FileHandle(forWritingTo: stderrURL)
         process.standardInput = FileHandle.nullDevice
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        if let environment { process.environment = environment }
         try process.run()
     }
 

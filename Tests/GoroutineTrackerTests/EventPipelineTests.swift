@@ -54,8 +54,9 @@ import Testing
     @Test func exitsJustAfterTheirProcessEndedStillCount() {
         let tracker = Tracker(resolver: Resolver(), gStride: 448)
         let devNull = open("/dev/null", O_WRONLY)
-        defer { close(devNull) }
-        let p = EventPipeline(tracker: tracker, metrics: nil, log: LogWriter(fd: devNull, format: .logfmt, level: .debug))
+        let log = LogWriter(fd: devNull, format: .logfmt, level: .debug)
+        defer { log.finish(within: 10); close(devNull) }   // its writer thread writes to the fd until then
+        let p = EventPipeline(tracker: tracker, metrics: nil, log: log)
         func feed(_ r: [UInt8]) { r.withUnsafeBytes { p.handle($0) } }
         let g0: UInt64 = 0xc000_2000_00, ms: UInt64 = 1_000_000
         for i in 0..<4 { feed(createRecord(pid: 9, goid: UInt64(i), g: g0 + UInt64(i) * 448, timeNs: 1 * ms, startPC: 1, stack: [7])) }
@@ -116,5 +117,36 @@ import Testing
         #expect(text.contains("gmon_goroutines_created_total{exe=\"app\",function=\"main.f2\",created_by=\"main.main (main.go:14)\",stack_0=\"pc200\",stack_1=\"pc42\"} 334"))
         #expect(text.contains("gmon_goroutines_live{exe=\"app\",function=\"main.f1\",created_by=\"main.main (main.go:14)\",stack_0=\"pc100\",stack_1=\"pc42\"} 333"))
         #expect(text.contains("gmon_goroutine_lifetime_seconds_count{exe=\"app\",function=\"main.f2\",created_by=\"main.main (main.go:14)\",stack_0=\"pc200\",stack_1=\"pc42\"} 167"))
+    }
+
+    /// Sites whose stacks differ only below the five frames the labels show are one series:
+    /// counts add up and the oldest age is the oldest of all (the leak alert must fire even
+    /// when the last-refreshed site of the series has nothing live). Exec records close like exits.
+    @Test func sitesAlikeInTheirLabelsAreOneSeries() throws {
+        let devNull = open("/dev/null", O_WRONLY)
+        defer { close(devNull) }
+        let metrics = GoroutineMetrics(exe: "app", maxSites: 10, version: "test", goVersion: "go1.25.5")
+        let tracker = Tracker(resolver: Resolver(), gStride: 448)
+        let p = EventPipeline(tracker: tracker, metrics: metrics, log: LogWriter(fd: devNull, format: .logfmt, level: .warn))
+        let deep: [UInt64] = [1, 2, 3, 4, 5]
+        let s = UInt64(1_000_000_000)
+        for i in 0..<3 { createRecord(pid: 7, goid: UInt64(i), g: 0xc000_1000_00 + UInt64(i) * 448, timeNs: s, startPC: 1, stack: deep + [6]).withUnsafeBytes { p.handle($0) } }
+        for i in 3..<5 { createRecord(pid: 7, goid: UInt64(i), g: 0xc000_1000_00 + UInt64(i) * 448, timeNs: 5 * s, startPC: 1, stack: deep + [7]).withUnsafeBytes { p.handle($0) } }
+        for i in 3..<5 { exitRecord(pid: 7, g: 0xc000_1000_00 + UInt64(i) * 448, timeNs: 6 * s).withUnsafeBytes { p.handle($0) } }
+        p.flush()
+        #expect(tracker.sites.count == 2)
+        metrics.refresh(tracker: tracker, nowNs: 11 * s, losses: [:])
+        let text = String(decoding: Exposition.render(metrics.registry, openMetrics: false), as: UTF8.self)
+        let labels = "{exe=\"app\",function=\"main.f1\",created_by=\"main.main (main.go:14)\",stack_0=\"pc1\",stack_1=\"pc2\",stack_2=\"pc3\",stack_3=\"pc4\",stack_4=\"pc5\"}"
+        #expect(text.contains("gmon_goroutines_created_total\(labels) 5"), "\(text)")
+        #expect(text.contains("gmon_goroutines_live\(labels) 3.0") || text.contains("gmon_goroutines_live\(labels) 3\n"), "\(text)")
+        #expect(text.contains("gmon_goroutine_oldest_live_seconds\(labels) 10.0") || text.contains("gmon_goroutine_oldest_live_seconds\(labels) 10\n"), "\(text)")
+        var e = gmon_exit_event()
+        e.h.type = UInt32(GMON_EVENT_PROCESS_EXEC.rawValue)
+        e.h.tgid = 7
+        e.h.ktime_ns = 12 * s
+        withUnsafeBytes(of: &e) { p.handle($0) }
+        p.flush()
+        #expect(tracker.liveCount == 0 && tracker.sites[0].closedByProcessExit == 3)
     }
 }

@@ -10,10 +10,51 @@ import Testing
         pipe(&fds)
         let w = LogWriter(fd: fds[1], format: format, level: .debug)
         body(w)
-        w.flush()
+        w.finish(within: 10)   // a pipe is written by the writer's own thread
         close(fds[1])
         let data = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true).readDataToEndOfFile()
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// A reader that does not read: lines pile up to the bound, then are dropped and counted;
+    /// the writer never waits. Once the reader reads, lines read + dropped = lines written.
+    @Test func aReaderThatDoesNotReadNeverStallsTheWriter() {
+        var fds: [Int32] = [0, 0]
+        pipe(&fds)
+        defer { close(fds[0]) }
+        let w = LogWriter(fd: fds[1], format: .logfmt, level: .info, maxPendingBytes: 64 << 10)
+        let total = 20_000
+        for i in 0..<total {
+            w.created(creation, site: site, siteIndex: 0)
+            if i % 100 == 99 { w.flush() }   // as gmon does after each drain
+        }
+        w.flush()
+        #expect(w.droppedLines > 0, "nothing was dropped although nobody read")
+        let reader = FileHandle(fileDescriptor: fds[0], closeOnDealloc: false)
+        nonisolated(unsafe) var read = Data()
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async { read = reader.readDataToEndOfFile(); done.signal() }
+        w.finish(within: 10)
+        close(fds[1])
+        done.wait()
+        let lines = read.reduce(0) { $0 + ($1 == 0x0a ? 1 : 0) }
+        #expect(UInt64(lines) + w.droppedLines == UInt64(total), "read \(lines) + dropped \(w.droppedLines) != \(total)")
+        #expect(!w.broken)
+    }
+
+    /// A closed reader: the error is kept (gmon reports it and exits non-zero), every line counted as dropped.
+    @Test func aClosedReaderIsAnError() {
+        signal(SIGPIPE, SIG_IGN)
+        var fds: [Int32] = [0, 0]
+        pipe(&fds)
+        close(fds[0])
+        defer { close(fds[1]) }
+        let w = LogWriter(fd: fds[1], format: .logfmt, level: .info)
+        for _ in 0..<10 { w.created(creation, site: site, siteIndex: 0) }
+        w.finish(within: 10)
+        #expect(w.broken)
+        #expect(w.writeError == EPIPE)
+        #expect(w.droppedLines == 10)
     }
 
     let creation = Creation(pid: 7, goid: 22, g: 0xc000_0010_00, parentGoid: 1, timeNs: 5, startPC: 0, goPC: 0, stack: [])
@@ -45,7 +86,7 @@ import Testing
         pipe(&fds)
         let w = LogWriter(fd: fds[1], format: .logfmt, level: .info)
         w.exited(pid: 1, goid: 1, timeNs: 1, lifetimeNs: 1, site: nil)
-        w.flush()
+        w.finish(within: 10)
         close(fds[1])
         #expect(FileHandle(fileDescriptor: fds[0], closeOnDealloc: true).readDataToEndOfFile().isEmpty)
     }

@@ -128,4 +128,38 @@ func exit(_ pid: UInt32, _ goid: UInt64, at t: UInt64, g: UInt64? = nil) -> Even
         #expect(s.contains("2ms"))
         #expect(s.contains("ring buffer full 3 (creations 2, exits 1, process exits 0)"))
     }
+
+    /// Rows that look alike (stacks differing only below what a row shows) are one row.
+    @Test func summaryMergesRowsThatLookAlike() {
+        let t = Tracker(resolver: FakeResolver())
+        t.handle(create(1, 1, at: 0, stack: [9, 1]))
+        t.handle(create(1, 2, at: 0, stack: [9, 2]))
+        t.handle(create(1, 3, at: 0, stack: [9, 2]))
+        t.handle(exit(1, 3, at: 4_000_000))
+        #expect(t.sites.count == 2)
+        let s = Summary.render(tracker: t, losses: .init(ringBufferFull: (0, 0, 0), failedReads: 0, failedStacks: 0, processMapFull: 0, undecodable: 0))
+        let rows = s.split(separator: "\n").filter { $0.hasSuffix("f1  <-  g2") }
+        #expect(rows.count == 1 && rows.first?.split(separator: " ").prefix(4) == ["3", "1", "2", "4ms"], "\(s)")
+    }
+
+    /// An exec ends the process's goroutines like its exit; the new image starts clean.
+    @Test func execClosesTheOldImage() {
+        let t = Tracker(resolver: FakeResolver(), gStride: 448)
+        t.handle(create(5, 1, at: 0))
+        t.handle(create(5, 2, at: 0))
+        guard case .processEnded(_, let closed) = t.handle(.processExec(pid: 5, timeNs: 10)) else { Issue.record(); return }
+        #expect(closed.values.reduce(0, +) == 2)
+        // The new image's goroutines on the same g addresses are new, not lost exits.
+        t.handle(create(5, 1, at: 20))
+        #expect(t.exitsLost == 0 && t.liveCount(pid: 5) == 1)
+    }
+
+    /// Exits the kernel side flags as those of lost creations are counted apart.
+    @Test func exitsOfLostCreationsAreCountedApart() {
+        let t = Tracker(resolver: FakeResolver(), gStride: 448)
+        guard case .unpairedExit(let lost) = t.handle(.exit(pid: 1, g: gAddress(3), goid: 0, timeNs: 5, creationLost: true)) else { Issue.record(); return }
+        #expect(lost)
+        t.handle(exit(1, 4, at: 6))
+        #expect(t.exitsOfLostCreations == 1 && t.unpairedExits == 1)
+    }
 }

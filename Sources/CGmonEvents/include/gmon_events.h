@@ -29,6 +29,7 @@ enum gmon_event_type {
     GMON_EVENT_CREATE = 1,
     GMON_EVENT_EXIT = 2,
     GMON_EVENT_PROCESS_EXIT = 3,
+    GMON_EVENT_PROCESS_EXEC = 4,   // the process replaced its image: the old image's goroutines are gone
 };
 
 // Indices of the per-CPU loss counters (map "gmon_counters").
@@ -41,7 +42,8 @@ enum gmon_counter {
     GMON_TGID_MAP_FULL = 5,         // too many traced processes to track exits
     GMON_COUNT_ONLY_CREATE = 6,     // benchmarks: creations seen by the count-only programs
     GMON_COUNT_ONLY_EXIT = 7,       // benchmarks: exits seen by the count-only programs
-    GMON_COUNTER_MAX = 8,
+    GMON_LOST_CREATE_UNTRACKED = 8, // a creation lost to a full ring could not be remembered (table full)
+    GMON_COUNTER_MAX = 9,
 };
 
 // Read-only configuration, set by gmon before load (.rodata).
@@ -60,11 +62,14 @@ struct gmon_config {
     gmon_u64 wakeup_bytes;         // wake gmon once this much is waiting in the ring
 };
 
+// gmon_event_header.flags
+#define GMON_FLAG_CREATION_LOST 1   // an exit whose goroutine's creation record was lost (ring full)
+
 struct gmon_event_header {
     gmon_u32 type;
     gmon_u32 tgid;
     gmon_u32 tid;
-    gmon_u32 _pad;
+    gmon_u32 flags;
     gmon_u64 ktime_ns;
     gmon_u64 goid;
 };

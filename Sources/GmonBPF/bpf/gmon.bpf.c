@@ -45,6 +45,22 @@ struct {
     __type(value, __u8);
 } gmon_tgids SEC(".maps");
 
+// Goroutines whose creation record was lost to a full ring, by process and g: their exits
+// are flagged, so gmon tells them from exits of goroutines created before it attached.
+// Entries go at the exit, at the g's next creation, or with the process.
+struct gmon_gkey { __u32 tgid; __u32 _pad; __u64 g; };
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct gmon_gkey);
+    __type(value, __u8);
+} gmon_lost_creations SEC(".maps");
+
+// Entries in gmon_lost_creations: while there are none (the normal case) the probes do not
+// look there, which costs them one load.
+__u64 gmon_lost_pending = 0;
+
 // Scratch space for a creation event with its stack, and for the windows it is read
 // through (too big for the BPF stack).
 struct gmon_scratch {
@@ -132,7 +148,7 @@ static __always_inline void fill_header(struct gmon_event_header *h, __u32 type,
     h->type = type;
     h->tgid = pid_tgid >> 32;
     h->tid = (__u32)pid_tgid;
-    h->_pad = 0;
+    h->flags = 0;
     h->ktime_ns = bpf_ktime_get_ns();
     h->goid = goid;
 }
@@ -227,8 +243,18 @@ static __always_inline int on_create(struct gmon_pt_regs *ctx, __u64 g) {
         size = sizeof(*e);
     struct gmon_cpu_state *c = cpu_state();
     void *ring = cpu_ring();
-    if (!ring || bpf_ringbuf_output(ring, e, size, wakeup_flag(ring, c)) != 0)
+    struct gmon_gkey key = { .tgid = e->h.tgid, ._pad = 0, .g = g };
+    if (!ring || bpf_ringbuf_output(ring, e, size, wakeup_flag(ring, c)) != 0) {
         count(GMON_LOST_CREATE_RINGBUF);
+        __u8 one = 1;
+        if (bpf_map_update_elem(&gmon_lost_creations, &key, &one, BPF_NOEXIST) == 0)
+            __sync_fetch_and_add(&gmon_lost_pending, 1);
+        else if (!bpf_map_lookup_elem(&gmon_lost_creations, &key))
+            count(GMON_LOST_CREATE_UNTRACKED);
+    } else if (gmon_lost_pending && bpf_map_delete_elem(&gmon_lost_creations, &key) == 0) {
+        // The g's earlier goroutine had its creation lost and its exit too.
+        __sync_fetch_and_add(&gmon_lost_pending, -1);
+    }
     remember_tgid(c, e->h.tgid);
     return 0;
 }
@@ -241,8 +267,7 @@ int gmon_create_rbx(struct gmon_pt_regs *ctx) { return on_create(ctx, ctx->bx); 
 SEC("uprobe")
 int gmon_create_rax(struct gmon_pt_regs *ctx) { return on_create(ctx, ctx->ax); }
 
-SEC("uprobe")
-int gmon_exit(struct gmon_pt_regs *ctx) {
+static __always_inline int on_exit(__u64 g) {
     void *ring = cpu_ring();
     struct gmon_exit_event *e = ring ? bpf_ringbuf_reserve(ring, sizeof(*e), 0) : NULL;
     if (!e) {
@@ -251,24 +276,48 @@ int gmon_exit(struct gmon_pt_regs *ctx) {
     }
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     fill_header(&e->h, GMON_EVENT_EXIT, pid_tgid, 0);
-    e->g = ctx->r14;
+    e->g = g;
+    if (gmon_lost_pending) {
+        struct gmon_gkey key = { .tgid = pid_tgid >> 32, ._pad = 0, .g = g };
+        if (bpf_map_delete_elem(&gmon_lost_creations, &key) == 0) {
+            __sync_fetch_and_add(&gmon_lost_pending, -1);
+            e->h.flags = GMON_FLAG_CREATION_LOST;
+        }
+    }
     if (gmon_cfg.exit_goid)
-        read_u64(&e->h.goid, ctx->r14, gmon_cfg.g_offset + gmon_cfg.goid_at);
+        read_u64(&e->h.goid, g, gmon_cfg.g_offset + gmon_cfg.goid_at);
     struct gmon_cpu_state *c = cpu_state();
     bpf_ringbuf_submit(e, wakeup_flag(ring, c));
     remember_tgid(c, pid_tgid >> 32);
     return 0;
 }
 
-// Go never lets its main thread exit on its own, so the thread-group leader's
-// exit is the process's exit.
-SEC("raw_tp/sched_process_exit")
-int gmon_process_exit(void *ctx) {
+// At CALL runtime.mcall in runtime.goexit1 the exiting goroutine's g is in R14.
+SEC("uprobe")
+int gmon_exit(struct gmon_pt_regs *ctx) { return on_exit(ctx->r14); }
+
+// At CALL runtime.gdestroy in runtime.coroswitch_m (a coroutine's end, on g0) it is in RAX.
+SEC("uprobe")
+int gmon_exit_rax(struct gmon_pt_regs *ctx) { return on_exit(ctx->ax); }
+
+// A traced process is gone (exit) or runs another image (exec): either way its goroutines
+// are, so gmon is told and forgets the process.
+struct bpf_map;
+
+static long forget_lost_creation(struct bpf_map *map, struct gmon_gkey *key, __u8 *value, __u32 *tgid) {
+    if (key->tgid == *tgid && bpf_map_delete_elem(map, key) == 0)
+        __sync_fetch_and_add(&gmon_lost_pending, -1);
+    return 0;
+}
+
+static __always_inline int end_process(__u32 type) {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     __u32 tgid = pid_tgid >> 32;
-    if ((__u32)pid_tgid != tgid || !bpf_map_lookup_elem(&gmon_tgids, &tgid))
+    if (!bpf_map_lookup_elem(&gmon_tgids, &tgid))
         return 0;
     bpf_map_delete_elem(&gmon_tgids, &tgid);
+    if (gmon_lost_pending)
+        bpf_for_each_map_elem(&gmon_lost_creations, forget_lost_creation, &tgid, 0);
     __u32 zero = 0;
     __u64 *exits = bpf_map_lookup_elem(&gmon_process_exits, &zero);
     if (exits)
@@ -279,11 +328,26 @@ int gmon_process_exit(void *ctx) {
         count(GMON_LOST_PROC_RINGBUF);
         return 0;
     }
-    fill_header(&e->h, GMON_EVENT_PROCESS_EXIT, pid_tgid, 0);
+    fill_header(&e->h, type, pid_tgid, 0);
     e->g = 0;
     bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
     return 0;
 }
+
+// Go never lets its main thread exit on its own, so the thread-group leader's
+// exit is the process's exit.
+SEC("raw_tp/sched_process_exit")
+int gmon_process_exit(void *ctx) {
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if ((__u32)pid_tgid != (__u32)(pid_tgid >> 32))
+        return 0;
+    return end_process(GMON_EVENT_PROCESS_EXIT);
+}
+
+// exec from any thread: the kernel has ended every other thread of the process by now
+// (de_thread), and the new image starts with no goroutines, even when it is the same file.
+SEC("raw_tp/sched_process_exec")
+int gmon_process_exec(void *ctx) { return end_process(GMON_EVENT_PROCESS_EXEC); }
 
 // Delivery floor, for `make bench`: an empty record through the ring buffer per probe
 // hit, which gmon counts and drops: the least any tool pays that hands each event to
@@ -297,6 +361,7 @@ int gmon_deliver(void *ctx) {
         return 0;
     }
     e->type = 0;
+    e->flags = 0;
     e->ktime_ns = 0;   // read only by the reader's merge: records stamped alike go ring after ring
     bpf_ringbuf_submit(e, wakeup_flag(ring, cpu_state()));
     return 0;

@@ -2,6 +2,10 @@
 // Micro-benchmarks (`make bench`): a package of its own so that gmon's normal
 // build and `make test` do not build the benchmark framework.
 import PackageDescription
+import Foundation
+
+// SwiftPM names a path dependency after its folder: the clone's name, whatever it is.
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
 
 let package = Package(
     name: "gmon-benchmarks",
@@ -15,7 +19,7 @@ let package = Package(
             name: "GmonBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "GmonLibraries", package: "main"),
+                .product(name: "GmonLibraries", package: root),
             ],
             path: "Benchmarks/GmonBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

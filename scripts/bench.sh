@@ -8,7 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TINY=0; [ "${1:-}" = "--tiny" ] && TINY=1
 N=${GMON_BENCH_N:-200000}; ROUNDS=${GMON_BENCH_ROUNDS:-7}; LIVE=${GMON_BENCH_LIVE:-1000000}
-if [ $TINY = 1 ]; then N=2000; ROUNDS=1; LIVE=2000; fi
+# New call paths (issue 14): a burst of BURST goroutines each from a stack of its own, and
+# STEADY_S seconds at STEADY_RATE new stacks per second (gmon's RSS sampled every 10 s).
+BURST=${GMON_BENCH_BURST:-60000}; STEADY_S=${GMON_BENCH_STEADY_S:-300}; STEADY_RATE=${GMON_BENCH_STEADY_RATE:-2000}
+if [ $TINY = 1 ]; then N=2000; ROUNDS=1; LIVE=2000; BURST=500; STEADY_S=3; STEADY_RATE=100; fi
 GMON=${GMON:-.build/release/gmon}
 [ $TINY = 1 ] && GMON=${GMON_TINY:-.build/debug/gmon}
 FIX=.fixtures/1.25.5/goroutines.normal
@@ -132,10 +135,33 @@ for _ in 1 2 3; do
   echo "startup $(python3 -c "print($t1 - $t0)")" >>"$W/samples"
 done
 
+# 5. New call paths: a burst, as shipped and with 4 MB rings; then a long steady stream, whose
+# RSS must stay flat once --max-stacks stacks are kept (the bound, not the stream, sets it).
+for ring in 1 4; do
+  start_gmon "$FIX" --metrics-address 127.0.0.1:0 --ring-buffer-mb $ring
+  "$FIX" -stacks "$BURST" >/dev/null
+  sleep 2; stop_gmon
+  lost=$(sed -n 's/^lost events: ring buffer full \([0-9]*\) .*/\1/p' "$W/gmon.err")
+  cpu=$(sed -n 's/^gmon: own cost: user \([0-9.]*\) s, system \([0-9.]*\) s, peak RSS \([0-9]*\) MB/\1 \2 \3/p' "$W/gmon.err")
+  echo "burst $ring $BURST ${lost:-?} $cpu" >>"$W/samples"
+done
+start_gmon "$FIX" --metrics-address 127.0.0.1:0
+"$FIX" -stacks $((STEADY_S * STEADY_RATE)) -stacks-per-second "$STEADY_RATE" >/dev/null &
+SPID=$!
+t=0
+while kill -0 $SPID 2>/dev/null; do
+  echo "steady_rss $t $(awk '/VmRSS/ {print $2}' /proc/$GPID/status)" >>"$W/samples"
+  sleep $([ $TINY = 1 ] && echo 1 || echo 10); t=$((t + 1))
+done
+wait $SPID; sleep 1; stop_gmon
+lost=$(sed -n 's/^lost events: ring buffer full \([0-9]*\) .*/\1/p' "$W/gmon.err")
+echo "steady $STEADY_S $STEADY_RATE ${lost:-?} $(sed -n 's/.*peak RSS \([0-9]*\) MB/\1/p' "$W/gmon.err")" >>"$W/samples"
+
 python3 - "$W/samples" "$OUT/results.json" "$N" <<'EOF'
 import json, statistics, sys
 samples, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 ns, cost, wrk, live, startup, bpf = {}, {}, {}, {}, [], {}
+burst, steady_rss, steady = {}, [], None
 for line in open(samples):
     f = line.split()
     if f[0] == "ns": ns.setdefault(f[1], []).append(float(f[2]))
@@ -143,6 +169,9 @@ for line in open(samples):
     elif f[0] == "wrk" and len(f) >= 4: wrk.setdefault(f[1], []).append((float(f[2]), f[3]))
     elif f[0] == "live": live[int(f[5])] = (int(f[1]), int(f[2]), int(f[3]), int(f[4]))
     elif f[0] == "startup": startup.append(float(f[1]))
+    elif f[0] == "burst" and len(f) >= 7: burst[int(f[1])] = {"goroutines": int(f[2]), "lost": f[3], "gmon_cpu_s": round(float(f[4]) + float(f[5]), 2), "peak_rss_mb": int(f[6])}
+    elif f[0] == "steady_rss" and len(f) >= 3: steady_rss.append(int(f[2]))
+    elif f[0] == "steady" and len(f) >= 5: steady = {"seconds": int(f[1]), "new_stacks_per_s": int(f[2]), "lost": f[3], "peak_rss_mb": int(f[4])}
     elif f[0] == "bpf" and f[2] != "gmon_process_exit": bpf.setdefault(f[1], {})[f[2]] = round(float(f[3]), 1)
 med = lambda v: statistics.median(v)
 res = {"goroutines_per_run": n, "ns_per_goroutine": {m: {"median": med(v), "min": min(v), "max": max(v)} for m, v in ns.items()}}
@@ -161,6 +190,12 @@ if wrk: res["wrk"] = {m: {"requests_per_s": med([x[0] for x in v]), "p99": [x[1]
 if live: res["rss_kb_with_live_goroutines"] = {f"ring_buffer_{r}_mb_per_cpu": {"live": v[0], "rss_kb": v[1], "rss_anon_kb": v[2], "rss_file_kb": v[3]} for r, v in live.items()}
 res["startup_s_go_command"] = med(startup)
 res["bpf_ns_per_program_run"] = bpf
+res["new_stacks_burst"] = {f"ring_buffer_{r}_mb_per_cpu": v for r, v in burst.items()}
+if steady:
+    # After warm-up (the first third): RSS must not grow with the stream.
+    warm = steady_rss[len(steady_rss) // 3:] or steady_rss
+    steady["rss_kb_after_warmup_first_last_max"] = [warm[0], warm[-1], max(warm)] if warm else []
+    res["new_stacks_steady"] = steady
 json.dump(res, open(out, "w"), indent=2)
 names = {"a": "a unwatched", "b": "b count-only, gmon's sites", "bclassic": "b' count-only, classic sites", "c": "c gmon (logs to file)", "d": "d gmon cheapest",
          "e": "e delivery floor (empty records)", "f": "f gmon's BPF, user space drops", "g": "g as c without log lines"}
@@ -176,5 +211,9 @@ if wrk: print("wrk /work:", res["wrk"])
 for r, v in live.items():
     print(f"gmon RSS with {v[0]} live goroutines, {r} MB ring buffer per CPU: {v[1] / 1024:.1f} MB (anonymous {v[2] / 1024:.1f} MB, file-backed {v[3] / 1024:.1f} MB)")
 print(f"start-up on the go command: {res['startup_s_go_command']:.3f} s")
+for r, v in burst.items():
+    print(f"burst of {v['goroutines']} new stacks, {r} MB rings: lost {v['lost']}, gmon CPU {v['gmon_cpu_s']} s, peak RSS {v['peak_rss_mb']} MB")
+if steady:
+    print(f"{steady['seconds']} s at {steady['new_stacks_per_s']} new stacks/s: lost {steady['lost']}, peak RSS {steady['peak_rss_mb']} MB, RSS kB after warm-up first/last/max {steady['rss_kb_after_warmup_first_last_max']}")
 print("BPF ns per program run (kernel bpf_stats, one pass each):", "; ".join(f"{m}: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(p.items())) for m, p in bpf.items()))
 EOF

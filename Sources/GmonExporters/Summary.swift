@@ -59,6 +59,7 @@ public struct Summary {
         if rows.count > maxRows { out.append("… and \(rows.count - maxRows) more creation sites") }
         let rb = losses.ringBufferFull
         out.append("lost events: ring buffer full \(rb.creations + rb.exits + rb.processExits) (creations \(rb.creations), exits \(rb.exits), process exits \(rb.processExits)), failed reads \(losses.failedReads), stacks missing \(losses.failedStacks), process table full \(losses.processMapFull), undecodable \(losses.undecodable)")
+        if tracker.stacksNotKept > 0 { out.append("creation stacks beyond --max-stacks \(tracker.maxStacks), counted under their function and created_by only: \(tracker.stacksNotKept)") }
         if losses.lostCreationsUntracked > 0 { out.append("creations lost and not remembered (table full; their exits count as before gmon attached): \(losses.lostCreationsUntracked)") }
         if losses.logLinesDropped > 0 { out.append("log lines dropped (stdout's reader too slow, or writing failed): \(losses.logLinesDropped)") }
         return out.joined(separator: "\n")

@@ -11,11 +11,6 @@ public enum Exposition {
         accept?.contains("application/openmetrics-text") ?? false
     }
 
-    public static func render(_ registry: PrometheusCollectorRegistry, openMetrics: Bool) -> [UInt8] {
-        let text = registry.emitToBuffer()
-        return openMetrics ? toOpenMetrics(text) : text
-    }
-
     /// OpenMetrics names a counter family without its `_total` suffix (the
     /// samples keep it) and ends the exposition with `# EOF`.
     static func toOpenMetrics(_ text: [UInt8]) -> [UInt8] {

@@ -4,8 +4,8 @@ import Prometheus
 import Glibc
 #endif
 
-/// gmon's Prometheus metrics. Updated on the event thread, read by scrapes:
-/// swift-prometheus's metrics are thread-safe, so neither waits for the other.
+/// gmon's Prometheus metrics. Updated on the event thread, read by scrapes: gmon's own
+/// counters in swift-prometheus's registry, the per-site series in SiteSeries.
 /// Counts are added up per event in plain integers and published after each drain of
 /// the ring buffer (`publish()`, every ≤ 20 ms): atomics per event were 8% of gmon's
 /// CPU (perf), and no scrape comes more often than that.
@@ -14,26 +14,15 @@ public final class GoroutineMetrics: @unchecked Sendable {
     let exe: String
     let maxSites: Int
 
-    final class Site {
-        let created: Counter
-        let exited: Counter
-        let live: Gauge
-        let lifetime: ValueHistogram
-        let oldest: Gauge
-        var pendingCreated: Int64 = 0
-        var pendingExited: Int64 = 0
-        init(created: Counter, exited: Counter, live: Gauge, lifetime: ValueHistogram, oldest: Gauge) {
-            self.created = created; self.exited = exited; self.live = live; self.lifetime = lifetime; self.oldest = oldest
-        }
-    }
+    /// Per-site series, kept and rendered by gmon (SiteSeries says why).
+    let series = SiteSeries(bounds: GoroutineMetrics.lifetimeBuckets)
+    typealias Site = SiteSeries.Series
     /// Tracker site index → metrics (sites past --max-sites share "other").
     private var sites: [Site?] = []
     /// One series per label set: tracker sites whose stacks differ only below the frames the
     /// labels show share it (counts add up; the oldest age is the oldest of them all).
     private var byLabels: [[String]: Site] = [:]
     private var other: Site?
-    /// Sites with counts not yet published.
-    private var dirty: [Site] = []
     private var pendingCreateEvents: Int64 = 0
     private var pendingExitEvents: Int64 = 0
 
@@ -47,9 +36,18 @@ public final class GoroutineMetrics: @unchecked Sendable {
     let processes: Gauge
     let folded: Counter
     let logLinesDropped: Counter
+    let stacksNotKept: Counter
+    var stacksNotKeptSeen: UInt64 = 0
     var logLinesDroppedSeen: UInt64 = 0
     var lostCounters: [String: Counter] = [:]
     var lostSeen: [String: UInt64] = [:]
+
+    /// The exposition: the registry's families, then the per-site families.
+    public func render(openMetrics: Bool) -> [UInt8] {
+        var text = registry.emitToBuffer()
+        series.render(into: &text)
+        return openMetrics ? Exposition.toOpenMetrics(text) : text
+    }
 
     public init(exe: String, maxSites: Int, version: String, goVersion: String) {
         self.exe = exe
@@ -71,6 +69,9 @@ public final class GoroutineMetrics: @unchecked Sendable {
         logLinesDropped = r.makeCounter(name: "gmon_log_lines_dropped_total", labels: [("exe", exe)],
                                         help: "Log lines not written: stdout's reader was too slow, or writing failed.")
         logLinesDropped.increment(by: Int64(0))
+        stacksNotKept = r.makeCounter(name: "gmon_stacks_not_kept_total", labels: [("exe", exe)],
+                                      help: "New creation stacks beyond --max-stacks, counted under their function and created_by only.")
+        stacksNotKept.increment(by: Int64(0))
         for reason in ["ringbuf_full", "read_failed", "stack_failed", "process_table_full", "undecodable"] {
             let c = r.makeCounter(name: "gmon_events_lost_total", labels: [("reason", reason)], help: "Events gmon could not deliver, by reason.")
             lostCounters[reason] = c
@@ -84,16 +85,7 @@ public final class GoroutineMetrics: @unchecked Sendable {
         return l
     }
 
-    func make(_ labels: [(String, String)]) -> Site {
-        let r = registry
-        return Site(
-            created: r.makeCounter(name: "gmon_goroutines_created_total", labels: labels, help: "Goroutines created, by creation site."),
-            exited: r.makeCounter(name: "gmon_goroutines_exited_total", labels: labels, help: "Goroutines exited, by creation site."),
-            live: r.makeGauge(name: "gmon_goroutines_live", labels: labels, help: "Goroutines alive now, by creation site."),
-            lifetime: r.makeValueHistogram(name: "gmon_goroutine_lifetime_seconds", labels: labels, buckets: Self.lifetimeBuckets,
-                                           help: "Lifetimes of exited goroutines (kernel clock), by creation site."),
-            oldest: r.makeGauge(name: "gmon_goroutine_oldest_live_seconds", labels: labels, help: "Age of the oldest live goroutine, by creation site."))
-    }
+    func make(_ labels: [(String, String)]) -> Site { series.make(labels) }
 
     func site(_ index: Int32, _ s: @autoclosure () -> CreationSite) -> Site {
         let i = Int(index)
@@ -121,29 +113,20 @@ public final class GoroutineMetrics: @unchecked Sendable {
         return other!
     }
 
-    /// The site's metrics, listed for the next `publish()` if nothing of it is pending yet.
-    private func pendingSite(_ index: Int32, _ s: @autoclosure () -> CreationSite) -> Site {
-        let m = site(index, s())
-        if m.pendingCreated == 0 && m.pendingExited == 0 { dirty.append(m) }
-        return m
-    }
-
     public func created(site index: Int32, _ s: @autoclosure () -> CreationSite) {
         pendingCreateEvents += 1
-        pendingSite(index, s()).pendingCreated += 1
+        series.created(site(index, s()))
     }
 
     public func exited(site index: Int32, _ s: @autoclosure () -> CreationSite, lifetimeNs: UInt64) {
         pendingExitEvents += 1
-        let m = pendingSite(index, s())
-        m.pendingExited += 1
-        m.lifetime.record(Double(lifetimeNs) / 1e9)
+        series.exited(site(index, s()), lifetimeSeconds: Double(lifetimeNs) / 1e9)
     }
 
     /// A goroutine of this site was found live on a reused g: its exit was lost (and
     /// counted as lost by the kernel side); it is no longer live.
     public func exitLost(site index: Int32, _ s: @autoclosure () -> CreationSite) {
-        site(index, s()).live.decrement()
+        series.closed(site(index, s()), 1)
     }
 
     public func unpairedExit(creationLost: Bool = false) {
@@ -155,27 +138,21 @@ public final class GoroutineMetrics: @unchecked Sendable {
     public func publish() {
         if pendingCreateEvents > 0 { eventsCreate.increment(by: pendingCreateEvents); pendingCreateEvents = 0 }
         if pendingExitEvents > 0 { eventsExit.increment(by: pendingExitEvents); pendingExitEvents = 0 }
-        for m in dirty {
-            if m.pendingCreated > 0 { m.created.increment(by: m.pendingCreated) }
-            if m.pendingExited > 0 { m.exited.increment(by: m.pendingExited) }
-            if m.pendingCreated != m.pendingExited { m.live.increment(by: Double(m.pendingCreated - m.pendingExited)) }
-            m.pendingCreated = 0
-            m.pendingExited = 0
-        }
-        dirty.removeAll(keepingCapacity: true)
+        series.publish()
     }
 
     /// A process ended: its live goroutines are gone (they did not exit, so no lifetime is recorded).
     public func processEnded(tracker: Tracker, closedPerSite: [Int32: Int]) {
-        publish()
         eventsProcessExit.increment()
-        for (s, n) in closedPerSite { site(s, tracker.sites[Int(s)].site).live.decrement(by: Double(n)) }
+        for (s, n) in closedPerSite { series.closed(site(s, tracker.sites[Int(s)].site), Int64(n)) }
+        publish()
     }
 
     /// Refreshes the gauges that are derived from tracker state (ages, process count) and the loss counters.
     public func refresh(tracker: Tracker, nowNs: UInt64, losses: [String: UInt64], logLinesDropped dropped: UInt64 = 0) {
         if dropped > logLinesDroppedSeen { logLinesDropped.increment(by: Int64(dropped - logLinesDroppedSeen)); logLinesDroppedSeen = dropped }
         processes.set(Double(tracker.processesSeen.count))
+        if tracker.stacksNotKept > stacksNotKeptSeen { stacksNotKept.increment(by: Int64(tracker.stacksNotKept - stacksNotKeptSeen)); stacksNotKeptSeen = tracker.stacksNotKept }
         let oldest = tracker.oldestLiveCreation()
         // Per series, not per site: several sites may share one, and the oldest of them all counts.
         var oldestPerSeries: [ObjectIdentifier: (Site, UInt64)] = [:]
@@ -186,7 +163,7 @@ public final class GoroutineMetrics: @unchecked Sendable {
             if let (_, was) = oldestPerSeries[id], was <= t { continue }
             oldestPerSeries[id] = (m, t)
         }
-        for (m, t) in oldestPerSeries.values { m.oldest.set(t == .max ? 0 : Double(nowNs &- t) / 1e9) }
+        series.setOldest(oldestPerSeries.values.map { ($0.0, $0.1 == .max ? 0 : Double(nowNs &- $0.1) / 1e9) })
         for (reason, total) in losses {
             let delta = total &- (lostSeen[reason] ?? 0)
             if delta > 0, delta < 1 << 62 { lostCounters[reason]?.increment(by: Int64(delta)) }

@@ -72,10 +72,21 @@ public final class Tracker {
     public private(set) var processesSeen: Set<UInt32> = []
 
     /// `gStride`: a size every runtime.g reaches (8 is always safe, sizeof(g) is best).
-    public init(resolver: SiteResolver, gStride: Int = 8) {
+    /// `maxStacks`: distinct creation stacks kept (each holds its frames, log fields and
+    /// labels); beyond it a new stack counts under its function and created_by with
+    /// `stackNotKept` as its stack, so counts stay exact and memory bounded (sites then exceed
+    /// it by at most the number of distinct function/created_by pairs: the program's go statements).
+    public init(resolver: SiteResolver, gStride: Int = 8, maxStacks: Int = 10_000) {
         self.resolver = resolver
         self.gStride = UInt64(max(gStride, 1))
+        self.maxStacks = max(maxStacks, 1)
     }
+
+    public let maxStacks: Int
+    /// The stack of sites past `maxStacks`.
+    public static let stackNotKept = "(stack not kept: more than --max-stacks stacks)"
+    /// New raw stacks counted under their function and created_by only.
+    public private(set) var stacksNotKept: UInt64 = 0
 
     public enum Outcome {
         /// `exitLostOf`: the site of a live goroutine on the same g, whose exit was lost.
@@ -100,7 +111,11 @@ public final class Tracker {
             } else if let cached = process.rawSites[key] {
                 s = cached
             } else {
-                let site = resolver.site(for: c)
+                var site = resolver.site(for: c)
+                if sites.count >= maxStacks && siteIndex[site] == nil {
+                    site = CreationSite(function: site.function, createdBy: site.createdBy, stack: [Self.stackNotKept])
+                    stacksNotKept += 1
+                }
                 if let existing = siteIndex[site] {
                     s = existing
                 } else {
@@ -108,6 +123,8 @@ public final class Tracker {
                     sites.append(SiteStats(site: site))
                     siteIndex[site] = s
                 }
+                // A cache: bounded, emptied when full (its stacks are then resolved again).
+                if process.rawSites.count >= 2 * maxStacks { process.rawSites.removeAll() }
                 process.rawSites[key] = s
             }
             // Only when the site changes: holding each new key would keep the decoder's

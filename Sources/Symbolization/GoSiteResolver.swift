@@ -9,6 +9,11 @@ public final class GoSiteResolver: SiteResolver {
     let exe: GoExecutable
     private var biases: [UInt32: UInt64] = [:]
     private var entryFunctionCache: [UInt64: String] = [:]
+    /// Frames by link-time PC: new stacks mostly recombine PCs seen before (a burst of new
+    /// call paths through a few functions), and a lookup decodes pclntab tables. Bounded:
+    /// emptied when it reaches `maxCachedPCs` (it is only a cache).
+    private var framesCache: [UInt64: [(function: String, text: String)]] = [:]
+    static let maxCachedPCs = 1 << 16
     /// Frames the runtime itself runs to create a goroutine: never the creation site.
     static let runtimeCreationFrames: Set<String> = [
         "runtime.newproc.func1", "runtime.newproc1", "runtime.systemstack", "runtime.systemstack_switch",
@@ -84,12 +89,12 @@ public final class GoSiteResolver: SiteResolver {
         for (i, pc) in stack.enumerated() {
             // The first address is where the probe fired; the rest are return addresses.
             let lookup = i == 0 ? pc &- b : pc &- b &- 1
-            let fs = (try? exe.pclntab.frames(at: lookup)) ?? []
+            let fs = self.frames(at: lookup)
             if fs.isEmpty { frames.append("0x" + String(pc, radix: 16)); skipping = false; continue }
             for f in fs {
                 if skipping && (Self.runtimeCreationFrames.contains(f.function) || coroutine && f.function.hasPrefix("iter.Pull")) { continue }
                 skipping = false
-                frames.append(f.description)
+                frames.append(f.text)
             }
         }
         if coroutine, let first = frames.first { createdBy = first }
@@ -100,6 +105,15 @@ public final class GoSiteResolver: SiteResolver {
     static func printName(_ name: String) -> String {
         guard let open = name.firstIndex(of: "["), let close = name.lastIndex(of: "]"), open < close else { return name }
         return String(name[..<open]) + "[...]" + String(name[name.index(after: close)...])
+    }
+
+    /// Each frame's function and its text ("pkg.F (file.go:12)") at a link-time PC.
+    func frames(at pc: UInt64) -> [(function: String, text: String)] {
+        if let f = framesCache[pc] { return f }
+        let f = ((try? exe.pclntab.frames(at: pc)) ?? []).map { ($0.function, $0.description) }
+        if framesCache.count >= Self.maxCachedPCs { framesCache.removeAll(keepingCapacity: true) }
+        framesCache[pc] = f
+        return f
     }
 
     /// The function a goroutine starts in, as the user wrote it: for the

@@ -25,7 +25,7 @@ final class MetricsServer: @unchecked Sendable {
         let router = Router()
         router.get("/metrics") { [metrics] request, _ -> Response in
             let om = Exposition.wantsOpenMetrics(accept: request.headers[.accept])
-            let body = Exposition.render(metrics.registry, openMetrics: om)
+            let body = metrics.render(openMetrics: om)
             return Response(status: .ok,
                             headers: [.contentType: om ? Exposition.openMetricsContentType : Exposition.prometheusContentType],
                             body: .init(byteBuffer: ByteBuffer(bytes: body)))

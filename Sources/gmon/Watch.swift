@@ -55,6 +55,10 @@ struct Watch: ParsableCommand {
     // lost none. Keeps gmon under 64 MB of RSS with a million live goroutines (make bench).
     var ringBufferMB: Int = 1
 
+    @Option(name: .customLong("max-stacks"),
+            help: "At most this many distinct creation stacks are kept (~5 KB each); goroutines from further stacks count under their function and created_by.")
+    var maxStacks: Int = 10_000
+
     @Flag(name: .customLong("no-stacks"), help: "Do not collect creator stacks (cheapest; stack labels stay empty).")
     var noStacks = false
 
@@ -89,6 +93,7 @@ struct Watch: ParsableCommand {
         if let p = pid, p <= 0 { throw ValidationError("--pid \(p) is not a process id") }
         if let p = metricsPort, !(0...65535).contains(p) { throw ValidationError("--metrics-port \(p) is not a port number (0–65535)") }
         if !(1...1_000_000).contains(maxSites) { throw ValidationError("--max-sites must be between 1 and 1000000") }
+        if !(1...10_000_000).contains(maxStacks) { throw ValidationError("--max-stacks \(maxStacks): use 1 to 10000000") }
         if !(1...1024).contains(ringBufferMB) || ringBufferMB & (ringBufferMB - 1) != 0 {
             throw ValidationError("--ring-buffer-mb \(ringBufferMB): use a power of two from 1 to 1024")
         }
@@ -136,7 +141,7 @@ struct Watch: ParsableCommand {
         // Where the creation probes fire tells a PIE's load address (not a uretprobe: it fires on return).
         let resolver = GoSiteResolver(exe: exe, file: file.identity,
                                       creationProbeAddresses: plan.creation.isReturnProbe ? [] : ([plan.creation] + plan.otherCreations).map(\.address))
-        let tracker = Tracker(resolver: resolver, gStride: layout.gSizeFloor)
+        let tracker = Tracker(resolver: resolver, gStride: layout.gSizeFloor, maxStacks: maxStacks)
         let pipeline = EventPipeline(tracker: tracker, metrics: server == nil ? nil : metrics, log: log)
         var delivered: UInt64 = 0
         // Read once: a property-wrapped flag read per event instantiates generic metadata (perf).

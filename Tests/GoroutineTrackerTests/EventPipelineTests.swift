@@ -113,7 +113,7 @@ import Testing
         #expect(lines[3].contains(" pid=7 goroutine_id=13 parent_goroutine_id=1 function=main.f2 created_by=\"main.main (main.go:14)\" stack.0=pc200 stack.1=pc42"))
         #expect(lines[4].contains(" goroutine_id=14 parent_goroutine_id=1 function=main.f1 "))
 
-        let text = String(decoding: Exposition.render(metrics.registry, openMetrics: false), as: UTF8.self)
+        let text = String(decoding: metrics.render(openMetrics: false), as: UTF8.self)
         #expect(text.contains("gmon_goroutines_created_total{exe=\"app\",function=\"main.f2\",created_by=\"main.main (main.go:14)\",stack_0=\"pc200\",stack_1=\"pc42\"} 334"))
         #expect(text.contains("gmon_goroutines_live{exe=\"app\",function=\"main.f1\",created_by=\"main.main (main.go:14)\",stack_0=\"pc100\",stack_1=\"pc42\"} 333"))
         #expect(text.contains("gmon_goroutine_lifetime_seconds_count{exe=\"app\",function=\"main.f2\",created_by=\"main.main (main.go:14)\",stack_0=\"pc200\",stack_1=\"pc42\"} 167"))
@@ -136,7 +136,7 @@ import Testing
         p.flush()
         #expect(tracker.sites.count == 2)
         metrics.refresh(tracker: tracker, nowNs: 11 * s, losses: [:])
-        let text = String(decoding: Exposition.render(metrics.registry, openMetrics: false), as: UTF8.self)
+        let text = String(decoding: metrics.render(openMetrics: false), as: UTF8.self)
         let labels = "{exe=\"app\",function=\"main.f1\",created_by=\"main.main (main.go:14)\",stack_0=\"pc1\",stack_1=\"pc2\",stack_2=\"pc3\",stack_3=\"pc4\",stack_4=\"pc5\"}"
         #expect(text.contains("gmon_goroutines_created_total\(labels) 5"), "\(text)")
         #expect(text.contains("gmon_goroutines_live\(labels) 3.0") || text.contains("gmon_goroutines_live\(labels) 3\n"), "\(text)")

@@ -162,4 +162,15 @@ func exit(_ pid: UInt32, _ goid: UInt64, at t: UInt64, g: UInt64? = nil) -> Even
         t.handle(exit(1, 4, at: 6))
         #expect(t.exitsOfLostCreations == 1 && t.unpairedExits == 1)
     }
+
+    /// Past maxStacks a new stack counts under its function and created_by: counts stay exact,
+    /// sites stay bounded, known stacks keep their own site.
+    @Test func stacksBeyondTheBoundKeepExactCounts() {
+        let t = Tracker(resolver: FakeResolver(), gStride: 448, maxStacks: 3)
+        for i in 0..<10 { t.handle(create(1, UInt64(i), at: 0, stack: [UInt64(100 + i)])) }
+        t.handle(create(1, 20, at: 0, stack: [100]))   // a known stack
+        #expect(t.sites.count == 4 && t.stacksNotKept == 7)
+        #expect(t.sites[0].created == 2 && t.sites[3].created == 7 && t.sites[3].site.stack == [Tracker.stackNotKept])
+        #expect(t.sites.reduce(0) { $0 + $1.created } == 11)
+    }
 }

@@ -66,6 +66,30 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // Issue 14: a new series costs the same however many exist (swift-prometheus copied all
+    // of them per new one), and a scrape with 100,000 series.
+    Benchmark("metrics: 100k new series", configuration: .init(maxIterations: 3, scalingFactor: .one)) { benchmark in
+        for _ in benchmark.scaledIterations {
+            let m = GoroutineMetrics(exe: "bench", maxSites: 200_000, version: "bench", goVersion: "go1.25.5")
+            for i in 0..<100_000 {
+                m.created(site: Int32(i), CreationSite(function: "main.worker\(i % 100)", createdBy: "main.spawn (main.go:\(i))",
+                                                        stack: ["main.spawn (main.go:\(i))", "main.main (main.go:20)"]))
+            }
+            m.publish()
+            blackHole(m)
+        }
+    }
+    Benchmark("metrics: scrape with 100k series", configuration: .init(maxIterations: 5, scalingFactor: .one)) { benchmark in
+        let m = GoroutineMetrics(exe: "bench", maxSites: 200_000, version: "bench", goVersion: "go1.25.5")
+        for i in 0..<100_000 {
+            m.created(site: Int32(i), CreationSite(function: "main.worker\(i % 100)", createdBy: "main.spawn (main.go:\(i))",
+                                                    stack: ["main.spawn (main.go:\(i))", "main.main (main.go:20)"]))
+        }
+        m.publish()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(m.render(openMetrics: true).count) }
+    }
+
     // Log lines: one "goroutine is created" line per creation, to /dev/null (what
     // formatting costs, without the file system), a site of three frames as in make bench.
     Benchmark("log lines, per 100k creations") { benchmark in

@@ -111,8 +111,8 @@ if [ $TINY = 0 ] && command -v wrk >/dev/null; then
   kill $DPID; wait $DPID 2>/dev/null || true
 fi
 
-# 3. gmon's memory with many live goroutines: as shipped (a 1 MB ring buffer per CPU) and
-# with 4 MB per CPU.
+# 3. gmon's memory with many live goroutines: with a 1 MB and a 4 MB ring buffer per CPU
+# (the default here: 16 MB in all, 1 to 4 MB per CPU).
 for ring in 1 4; do
   start_gmon "$FIX" --no-stacks --log-level warn --metrics-address 127.0.0.1:0 --ring-buffer-mb $ring
   exec 7> >("$FIX" -wait-stdin -a 0 -b 0 -c "$LIVE" >"$W/live.out")

@@ -85,6 +85,9 @@ public final class EventPipeline {
         }
     }
 
+    /// Makes the counts so far visible to scrapes (during a long backlog).
+    public func publish() { metrics?.publish() }
+
     /// After each drain of the ring buffers, with the drain's time limit (every record
     /// stamped before it was handed out; .max: the last drain): held process exits that
     /// are due are applied, lines go to their file, counts to scrapes.

@@ -34,6 +34,11 @@ public enum ProcFS {
         return nil
     }
 
+    /// A NUL-terminated C buffer's text.
+    static func string(_ buf: [CChar]) -> String {
+        String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// Linux's dev_t encoding (glibc's makedev), to compare /proc's major:minor with stat's st_dev.
     static func makeDevice(_ major: UInt32, _ minor: UInt32) -> UInt64 {
         let ma = UInt64(major), mi = UInt64(minor)
@@ -97,7 +102,7 @@ public final class OpenedExecutable: @unchecked Sendable {
         if !path.hasPrefix("/") {
             var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
             guard getcwd(&buf, buf.count) != nil else { throw Failure(description: "\(path): cannot read the working directory: \(String(cString: strerror(errno)))") }
-            absolute = String(cString: buf) + "/" + path
+            absolute = ProcFS.string(buf) + "/" + path
         }
         let fd = open(absolute, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
@@ -114,7 +119,7 @@ public final class OpenedExecutable: @unchecked Sendable {
         self.fd = fd
         identity = FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
         var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        displayPath = realpath(absolute, &resolved) != nil ? String(cString: resolved) : absolute
+        displayPath = realpath(absolute, &resolved) != nil ? ProcFS.string(resolved) : absolute
     }
 
     /// The executable process `pid` runs, through /proc/PID/exe: the kernel opens the process's

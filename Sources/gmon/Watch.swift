@@ -49,15 +49,27 @@ struct Watch: ParsableCommand {
     var maxSites: Int = 1000
 
     @Option(name: .customLong("ring-buffer-mb"),
-            help: "Size of each CPU's kernel-to-gmon ring buffer in MiB (a power of two). Larger absorbs longer bursts; it is counted twice in gmon's RSS.")
-    // 1 MiB per CPU: ~20 ms at the highest rate measured here (~100 MB/s of events from two
-    // CPUs), seconds at ordinary rates; a 5 s storm of 2.9 M goroutines with logs to a file
-    // lost none. Keeps gmon under 64 MB of RSS with a million live goroutines (make bench).
-    var ringBufferMB: Int = 1
+            help: "Size of each CPU's kernel-to-gmon ring buffer in MiB (a power of two). Larger absorbs longer bursts; it is counted twice in gmon's RSS. Default: 16 MiB in all, 1 to 4 MiB per CPU.")
+    var ringBufferMB: Int?
+
+    /// 16 MiB of rings in all, 1 to 4 MiB per CPU. A burst of 60,000 goroutines from new call
+    /// paths (~18 MB of records in ~55 ms) keeps both CPUs of a small machine busy, and gmon
+    /// gets one only after milliseconds: two 1 MiB rings lost 4,000-11,000 of its events
+    /// (release build), two 4 MiB rings none. A ring's memory is the kernel's from the start
+    /// (and counted twice in RSS: its pages are mapped twice), so big machines get 1 MiB a CPU.
+    static func defaultRingMB(cpus: Int) -> Int {
+        var mb = 4
+        while mb > 1 && mb * cpus > 16 { mb /= 2 }
+        return mb
+    }
 
     @Option(name: .customLong("max-stacks"),
             help: "At most this many distinct creation stacks are kept (~5 KB each); goroutines from further stacks count under their function and created_by.")
     var maxStacks: Int = 10_000
+
+    @Option(name: .customLong("buffer-mb"),
+            help: "At most this many MiB of events wait in gmon's memory to be processed (bursts of new call paths); taken only while needed.")
+    var bufferMB: Int = 32
 
     @Flag(name: .customLong("no-stacks"), help: "Do not collect creator stacks (cheapest; stack labels stay empty).")
     var noStacks = false
@@ -93,9 +105,10 @@ struct Watch: ParsableCommand {
         if let p = pid, p <= 0 { throw ValidationError("--pid \(p) is not a process id") }
         if let p = metricsPort, !(0...65535).contains(p) { throw ValidationError("--metrics-port \(p) is not a port number (0–65535)") }
         if !(1...1_000_000).contains(maxSites) { throw ValidationError("--max-sites must be between 1 and 1000000") }
+        if !(1...65536).contains(bufferMB) { throw ValidationError("--buffer-mb \(bufferMB): use 1 to 65536") }
         if !(1...10_000_000).contains(maxStacks) { throw ValidationError("--max-stacks \(maxStacks): use 1 to 10000000") }
-        if !(1...1024).contains(ringBufferMB) || ringBufferMB & (ringBufferMB - 1) != 0 {
-            throw ValidationError("--ring-buffer-mb \(ringBufferMB): use a power of two from 1 to 1024")
+        if let mb = ringBufferMB, !(1...1024).contains(mb) || mb & (mb - 1) != 0 {
+            throw ValidationError("--ring-buffer-mb \(mb): use a power of two from 1 to 1024")
         }
     }
 
@@ -128,7 +141,7 @@ struct Watch: ParsableCommand {
             // Only debug logs show an exit's goid; reading it costs the exiting thread a cache miss.
             session = try BPFSession(exe: exe, file: file, layout: layout, plan: plan, pid: pid, collectStacks: !noStacks,
                                      exitGoid: level == .debug,
-                                     ringBufferBytes: UInt32(ringBufferMB) << 20,
+                                     ringBufferBytes: UInt32(try ringBufferMB ?? Self.defaultRingMB(cpus: CPURings.possibleCPUs())) << 20,
                                      probes: countOnly ? .countOnly : deliverOnly ? .deliverOnly : .gmon,
                                      pauseBeforeUprobesMs: attachPauseMs)
         } catch is BPFSession.Interrupted {
@@ -149,15 +162,41 @@ struct Watch: ParsableCommand {
         let metricsOn = server != nil
         let rings = session.rings
         // Records of different CPUs' rings are handed out in timestamp order, up to a time
-        // taken before each drain (CPURings says why that keeps every goroutine's events in order).
+        // taken before each drain (CPURings says why that keeps every goroutine's events in
+        // order). They are copied into `waiting` (RecordQueue says why) and processed from
+        // there; while a backlog is processed the rings are copied again every 250 µs of work.
+        let waiting = RecordQueue(maxBytes: bufferMB << 20)
+        var pulledBefore: UInt64 = 0
+        func pull(before limit: UInt64) {
+            pulledBefore = limit
+            rings.drain(before: limit) { r in
+                if !waiting.append(r) {
+                    // Full: what waits goes first, then this record (order kept); the rings
+                    // fill meanwhile, and the kernel counts what it cannot deliver.
+                    while waiting.pop({ pipeline.handle($0) }) {}
+                    pipeline.handle(r)
+                }
+            }
+        }
         func drain(everything: Bool = false) {
             if dropEveryRecord {
                 rings.drain(before: .max) { _ in delivered += 1 }
                 return
             }
-            let limit = everything ? UInt64.max : monotonicNow()
-            rings.drain(before: limit) { pipeline.handle($0) }
-            pipeline.flush(eventTimeLimit: limit)
+            pull(before: everything ? UInt64.max : monotonicNow())
+            var n = 0, lastPublish = pulledBefore
+            while waiting.pop({ pipeline.handle($0) }) {
+                n += 1
+                // The clock is read every 16 records; a record with a new stack is slow
+                // (symbolized), and the rings must not wait long for the next copy.
+                if n & 15 == 0, !everything {
+                    let now = monotonicNow()
+                    if now &- pulledBefore >= 250_000 { pull(before: now) }
+                    // A long backlog: scrapes see the counts so far.
+                    if metricsOn && now &- lastPublish >= 20_000_000 { pipeline.publish(); lastPublish = now }
+                }
+            }
+            pipeline.flush(eventTimeLimit: pulledBefore)
         }
 
         server?.isAttached = true
@@ -204,7 +243,9 @@ struct Watch: ParsableCommand {
         if dropEveryRecord {
             drain(everything: true)
         } else {
-            rings.drain(before: stopTime) { pipeline.handle($0) }
+            // Every record stamped before the stop is processed (at most --buffer-mb waits).
+            pull(before: stopTime)
+            while waiting.pop({ pipeline.handle($0) }) {}
             pipeline.flush()
             rings.drain(before: .max) { _ in afterStop += 1 }
         }

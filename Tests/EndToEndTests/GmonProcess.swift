@@ -12,8 +12,9 @@ final class GmonProcess {
         return ProcessInfo.processInfo.environment["GMON_EXECUTABLE"] ?? debug
     }
 
-    /// `directory`, `environment`: the working directory and environment gmon starts with (the test's by default).
-    init(_ args: [String], directory: String? = nil, environment: [String: String]? = nil) throws {
+    /// `directory`, `environment`: the working directory and environment gmon starts with (the test's by default);
+    /// `stdoutTo`: where its stdout goes instead of a file (a pipe nobody reads, /dev/full).
+    init(_ args: [String], directory: String? = nil, environment: [String: String]? = nil, stdoutTo: Any? = nil) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         stdoutURL = dir.appendingPathComponent("stdout")
@@ -23,7 +24,7 @@ final class GmonProcess {
         process.executableURL = URL(fileURLWithPath: Self.executable)
         // Each test's gmon serves metrics on a port of its own unless the test picks one.
         process.arguments = args.contains { $0.hasPrefix("--metrics") || $0 == "--no-metrics" } ? args : args + ["--metrics-address", "127.0.0.1:0"]
-        process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
+        process.standardOutput = try stdoutTo ?? FileHandle(forWritingTo: stdoutURL)
         process.standardError = try FileHandle(forWritingTo: stderrURL)
         process.standardInput = FileHandle.nullDevice
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }

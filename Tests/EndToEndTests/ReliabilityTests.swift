@@ -255,29 +255,14 @@ extension EndToEnd { @Suite struct ReliabilityTests {
     @Test(arguments: ["blocking", "non-blocking"])
     func aStdoutReaderThatDoesNotRead(_ mode: String) throws {
         let path = Fixtures.binary("1.25.5", "normal")
-        let dir = try Self.tempDir("stuck")
-        defer { try? FileManager.default.removeItem(at: dir) }
         let stuck = Pipe()   // never read
         if mode == "non-blocking" {
             let fd = stuck.fileHandleForWriting.fileDescriptor
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         }
-        let gmon = Process()
-        gmon.executableURL = URL(fileURLWithPath: GmonProcess.executable)
-        gmon.arguments = ["--path", path, "--metrics-address", "127.0.0.1:0", "--ring-buffer-mb", "64"]
-        let errURL = dir.appendingPathComponent("stderr")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        gmon.standardOutput = stuck
-        gmon.standardError = try FileHandle(forWritingTo: errURL)
-        try gmon.run()
-        defer { if gmon.isRunning { kill(gmon.processIdentifier, SIGKILL) } }
-        func stderr() -> String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
-        let end = Date().addingTimeInterval(20)
-        while !stderr().contains("gmon: watching") && Date() < end && gmon.isRunning { usleep(20_000) }
-        guard let r = stderr().range(of: "metrics on http://"), let slash = stderr()[r.upperBound...].firstIndex(of: "/") else {
-            throw E2EError("gmon did not attach: \(stderr())")
-        }
-        let base = "http://" + stderr()[r.upperBound..<slash]
+        let gmon = try GmonProcess(["--path", path, "--ring-buffer-mb", "64"], stdoutTo: stuck)
+        try gmon.waitUntilAttached()
+        let base = "http://" + (try MetricsTests.metricsURL(gmon))
         let fixture = try FixtureProcess(path, ["-a", "5000", "-b", "10", "-c", "2"])   // ~1.6 MB of lines, a pipe holds 64 KiB
         #expect(fixture.finish().status == 0)
         usleep(1_500_000)
@@ -286,11 +271,10 @@ extension EndToEnd { @Suite struct ReliabilityTests {
         let created = text.split(separator: "\n").first { $0.hasPrefix("gmon_goroutines_created_total{") && $0.contains("function=\"main.shortLived\"") }
         #expect(created?.hasSuffix(" 5000") == true, "metrics stalled with stdout: \(created.map(String.init) ?? "no series")")
         let stopAt = Date()
-        kill(gmon.processIdentifier, SIGINT)
-        while gmon.isRunning && Date().timeIntervalSince(stopAt) < 10 { usleep(10_000) }
+        #expect(try gmon.stop(SIGINT, timeout: 10) == 0)
         let took = Date().timeIntervalSince(stopAt)
-        #expect(!gmon.isRunning && took < 1.5, "gmon took \(took) s to stop on SIGINT with a stuck stdout")
-        let err = stderr()
+        #expect(took < 1.5, "gmon took \(took) s to stop on SIGINT with a stuck stdout")
+        let err = gmon.stderr
         #expect(err.contains("log lines dropped (stdout's reader too slow, or writing failed): "), "\(err)")
         if let cost = err.range(of: "own cost: user "), let user = Double(err[cost.upperBound...].prefix { $0 != " " }) {
             #expect(user < 1.5, "gmon used \(user) s of CPU: it spins on a stdout that takes nothing")
@@ -302,27 +286,15 @@ extension EndToEnd { @Suite struct ReliabilityTests {
     /// Logs to a full disk: gmon says so on stderr and exits non-zero instead of ending silently.
     @Test func stdoutOnAFullDiskIsAnError() throws {
         let path = Fixtures.binary("1.25.5", "normal")
-        let dir = try Self.tempDir("full")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let gmon = Process()
-        gmon.executableURL = URL(fileURLWithPath: GmonProcess.executable)
-        gmon.arguments = ["--path", path, "--no-metrics"]
-        let errURL = dir.appendingPathComponent("stderr")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        gmon.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: "/dev/full"))
-        gmon.standardError = try FileHandle(forWritingTo: errURL)
-        try gmon.run()
-        defer { if gmon.isRunning { kill(gmon.processIdentifier, SIGKILL) } }
-        func stderr() -> String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
-        let end = Date().addingTimeInterval(20)
-        while !stderr().contains("gmon: watching") && Date() < end && gmon.isRunning { usleep(20_000) }
+        let gmon = try GmonProcess(["--path", path, "--no-metrics"], stdoutTo: try FileHandle(forWritingTo: URL(fileURLWithPath: "/dev/full")))
+        try gmon.waitUntilAttached()
         #expect(fixtureRuns(path))
         let stopBy = Date().addingTimeInterval(10)
-        while gmon.isRunning && Date() < stopBy { usleep(20_000) }
-        #expect(!gmon.isRunning, "gmon kept running with every log write failing")
-        if gmon.isRunning { return }
-        #expect(gmon.terminationStatus == 1)
-        #expect(stderr().contains("gmon: writing the logs to stdout failed: No space left on device"), "\(stderr())")
+        while gmon.process.isRunning && Date() < stopBy { usleep(20_000) }
+        #expect(!gmon.process.isRunning, "gmon kept running with every log write failing")
+        if gmon.process.isRunning { return }
+        #expect(gmon.process.terminationStatus == 1)
+        #expect(gmon.stderr.contains("gmon: writing the logs to stdout failed: No space left on device"), "\(gmon.stderr)")
     }
 
     func fixtureRuns(_ path: String) -> Bool {

@@ -13,7 +13,7 @@ public enum Exposition {
 
     /// OpenMetrics names a counter family without its `_total` suffix (the
     /// samples keep it) and ends the exposition with `# EOF`.
-    static func toOpenMetrics(_ text: [UInt8]) -> [UInt8] {
+    static func toOpenMetrics(_ text: [UInt8], endOfFile: Bool = true) -> [UInt8] {
         var counters = Set<Substring>()
         let lines = String(decoding: text, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
         for l in lines where l.hasPrefix("# TYPE ") && l.hasSuffix(" counter") {
@@ -33,7 +33,7 @@ public enum Exposition {
             }
             out += l + "\n"
         }
-        out += "# EOF\n"
+        if endOfFile { out += "# EOF\n" }
         return Array(out.utf8)
     }
 }

@@ -44,9 +44,13 @@ public final class GoroutineMetrics: @unchecked Sendable {
 
     /// The exposition: the registry's families, then the per-site families.
     public func render(openMetrics: Bool) -> [UInt8] {
+        // The registry's few families go through the text conversion; the per-site families
+        // (all but a few lines of a large scrape) are written in the wanted format directly.
         var text = registry.emitToBuffer()
-        series.render(into: &text)
-        return openMetrics ? Exposition.toOpenMetrics(text) : text
+        if openMetrics { text = Exposition.toOpenMetrics(text, endOfFile: false) }
+        series.render(into: &text, openMetrics: openMetrics)
+        if openMetrics { text += "# EOF\n".utf8 }
+        return text
     }
 
     public init(exe: String, maxSites: Int, version: String, goVersion: String) {

@@ -163,13 +163,23 @@ struct Watch: ParsableCommand {
         let rings = session.rings
         // Records of different CPUs' rings are handed out in timestamp order, up to a time
         // taken before each drain (CPURings says why that keeps every goroutine's events in
-        // order). They are copied into `waiting` (RecordQueue says why) and processed from
-        // there; while a backlog is processed the rings are copied again every 250 µs of work.
+        // order). They are processed straight from the rings while that keeps up; once a drain
+        // has taken 250 µs (a burst of new stacks, each symbolized), the rest is copied into
+        // `waiting` (RecordQueue says why) and processed from there, the rings copied again
+        // every 250 µs of work. Copying every record cost ~0.1 µs per event (make bench).
         let waiting = RecordQueue(maxBytes: bufferMB << 20)
         var pulledBefore: UInt64 = 0
         func pull(before limit: UInt64) {
             pulledBefore = limit
+            var copying = !waiting.isEmpty, n = 0
+            let start = copying ? 0 : monotonicNow()
             rings.drain(before: limit) { r in
+                if !copying {
+                    pipeline.handle(r)
+                    n += 1
+                    if n & 15 == 0 && monotonicNow() &- start >= 250_000 { copying = true }
+                    return
+                }
                 if !waiting.append(r) {
                     // Full: what waits goes first, then this record (order kept); the rings
                     // fill meanwhile, and the kernel counts what it cannot deliver.

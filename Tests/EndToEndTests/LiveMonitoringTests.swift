@@ -280,7 +280,19 @@ extension EndToEnd {
             #expect(status == 0)
             #expect(healthy >= 5, "healthz answered \(healthy) times during the storm")
             #expect(maxRSSKB < 1_000_000, "gmon grew to \(maxRSSKB) kB")
-            // Recovery: a normal run afterwards is counted exactly.
+            // Recovery: once gmon has worked through the storm's backlog (up to the rings and
+            // --buffer-mb; a debug build takes seconds), a normal run is counted exactly.
+            func eventsSoFar() -> String {
+                ((try? MetricsTests.curl(["\(base)/metrics"])) ?? "").split(separator: "\n").filter { $0.hasPrefix("gmon_events_total{") }.joined()
+            }
+            var last = eventsSoFar()
+            let caughtUpBy = Date().addingTimeInterval(90)
+            while Date() < caughtUpBy {
+                usleep(500_000)
+                let now = eventsSoFar()
+                if now == last { break }
+                last = now
+            }
             let after = try FixtureProcess(path, ["-a", "100", "-b", "10", "-c", "1"])
             let (s2, out2) = after.finish()
             #expect(s2 == 0)

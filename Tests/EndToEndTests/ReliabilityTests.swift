@@ -198,6 +198,25 @@ extension EndToEnd { @Suite struct ReliabilityTests {
         #expect(err.contains("ring buffer full 0 "), "\(err)")
     }
 
+    /// A burst of goroutines from new call paths with default settings: each is symbolized,
+    /// far slower than the burst comes, so records are copied out of the rings first and
+    /// processed from gmon's memory. Nothing is lost and every count is exact.
+    @Test func aBurstOfNewStacksLosesNothing() throws {
+        let path = Fixtures.binary("1.25.5", "normal")
+        let gmon = try GmonProcess(["--path", path, "--log-level", "warn"])
+        try gmon.waitUntilAttached()
+        let fixture = try FixtureProcess(path, ["-stacks", "20000"])
+        let (status, output) = fixture.finish()
+        #expect(status == 0)
+        let truth = try #require(Truth.parse(output).first { $0.site == "S" })
+        usleep(1_000_000)
+        #expect(try gmon.stop(timeout: 120) == 0)
+        let err = gmon.stderr
+        #expect(err.contains("ring buffer full 0 "), "\(err)")
+        let row = FaultTests.summaryRow(err, function: "main.stackLeaf")
+        #expect(row?.created == truth.created && row?.exited == truth.exited, "\(String(describing: row)) vs \(truth)")
+    }
+
     /// A number that follows `prefix` in `text`, or that precedes `suffix` (0 when absent).
     static func number(in text: String, after prefix: String) -> Int {
         guard let r = text.range(of: prefix) else { return 0 }

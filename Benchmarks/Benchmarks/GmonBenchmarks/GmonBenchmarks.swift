@@ -68,7 +68,7 @@ let benchmarks: @Sendable () -> Void = {
 
     // Issue 14: a new series costs the same however many exist (swift-prometheus copied all
     // of them per new one), and a scrape with 100,000 series.
-    Benchmark("metrics: 100k new series", configuration: .init(maxIterations: 3, scalingFactor: .one)) { benchmark in
+    Benchmark("metrics: 100k new series", configuration: .init(scalingFactor: .one, maxIterations: 3)) { benchmark in
         for _ in benchmark.scaledIterations {
             let m = GoroutineMetrics(exe: "bench", maxSites: 200_000, version: "bench", goVersion: "go1.25.5")
             for i in 0..<100_000 {
@@ -79,7 +79,7 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(m)
         }
     }
-    Benchmark("metrics: scrape with 100k series", configuration: .init(maxIterations: 5, scalingFactor: .one)) { benchmark in
+    Benchmark("metrics: scrape with 100k series", configuration: .init(scalingFactor: .one, maxIterations: 5)) { benchmark in
         let m = GoroutineMetrics(exe: "bench", maxSites: 200_000, version: "bench", goVersion: "go1.25.5")
         for i in 0..<100_000 {
             m.created(site: Int32(i), CreationSite(function: "main.worker\(i % 100)", createdBy: "main.spawn (main.go:\(i))",
@@ -88,6 +88,21 @@ let benchmarks: @Sendable () -> Void = {
         m.publish()
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations { blackHole(m.render(openMetrics: true).count) }
+    }
+
+    // Issue 14: a process's exit costs in proportion to its own state, not to every stack
+    // ever seen: 100 short processes, each with one goroutine, after 100,000 distinct stacks
+    // in a long-lived process (the exit used to filter every process's stack cache).
+    Benchmark("tracker: 100 process exits beside 100k cached stacks", configuration: .init(scalingFactor: .one, maxIterations: 5)) { benchmark in
+        let t = Tracker(resolver: PCResolver(), gStride: 448, maxStacks: 200_000)
+        for i in 0..<100_000 { t.handle(.create(Creation(pid: 1, goid: UInt64(i), g: 0xc000_0000_00 + UInt64(i) * 448, parentGoid: 1, timeNs: 1, startPC: UInt64(i), goPC: 2, stack: [UInt64(i)]))) }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            for p in UInt32(2)..<102 {
+                t.handle(.create(Creation(pid: p, goid: 1, g: 0xc000_0000_00, parentGoid: 1, timeNs: 1, startPC: 1, goPC: 2, stack: [1])))
+                t.handle(.processExit(pid: p, timeNs: 2))
+            }
+        }
     }
 
     // Log lines: one "goroutine is created" line per creation, to /dev/null (what

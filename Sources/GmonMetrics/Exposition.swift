@@ -12,8 +12,8 @@ public enum Exposition {
     }
 
     /// OpenMetrics names a counter family without its `_total` suffix (the
-    /// samples keep it) and ends the exposition with `# EOF`.
-    static func toOpenMetrics(_ text: [UInt8], endOfFile: Bool = true) -> [UInt8] {
+    /// samples keep it); the caller ends the exposition with `# EOF`.
+    static func toOpenMetrics(_ text: [UInt8]) -> [UInt8] {
         var counters = Set<Substring>()
         let lines = String(decoding: text, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
         for l in lines where l.hasPrefix("# TYPE ") && l.hasSuffix(" counter") {
@@ -33,7 +33,6 @@ public enum Exposition {
             }
             out += l + "\n"
         }
-        if endOfFile { out += "# EOF\n" }
         return Array(out.utf8)
     }
 }

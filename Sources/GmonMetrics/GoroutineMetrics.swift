@@ -47,7 +47,7 @@ public final class GoroutineMetrics: @unchecked Sendable {
         // The registry's few families go through the text conversion; the per-site families
         // (all but a few lines of a large scrape) are written in the wanted format directly.
         var text = registry.emitToBuffer()
-        if openMetrics { text = Exposition.toOpenMetrics(text, endOfFile: false) }
+        if openMetrics { text = Exposition.toOpenMetrics(text) }
         series.render(into: &text, openMetrics: openMetrics)
         if openMetrics { text += "# EOF\n".utf8 }
         return text
@@ -89,8 +89,6 @@ public final class GoroutineMetrics: @unchecked Sendable {
         return l
     }
 
-    func make(_ labels: [(String, String)]) -> Site { series.make(labels) }
-
     func site(_ index: Int32, _ s: @autoclosure () -> CreationSite) -> Site {
         let i = Int(index)
         if i < sites.count, let m = sites[i] { return m }
@@ -101,7 +99,7 @@ public final class GoroutineMetrics: @unchecked Sendable {
         if let existing = byLabels[key] {
             m = existing
         } else if byLabels.count < maxSites {
-            m = make(l)
+            m = series.make(l)
             byLabels[key] = m
         } else {
             m = otherSite()
@@ -112,7 +110,7 @@ public final class GoroutineMetrics: @unchecked Sendable {
 
     /// The series sites past --max-sites share.
     private func otherSite() -> Site {
-        if other == nil { other = make([("exe", exe), ("function", "other"), ("created_by", "other")]) }
+        if other == nil { other = series.make([("exe", exe), ("function", "other"), ("created_by", "other")]) }
         folded.increment()
         return other!
     }

@@ -43,8 +43,6 @@ final class SiteSeries: @unchecked Sendable {
         pthread_mutex_init(&lock, nil)
     }
 
-    var count: Int { pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }; return all.count }
-
     func make(_ labels: [(String, String)]) -> Series {
         var text: [UInt8] = []
         for (i, (k, v)) in labels.enumerated() {

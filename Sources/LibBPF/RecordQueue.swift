@@ -14,8 +14,6 @@ public final class RecordQueue {
     private var capacity = 0
     private var head = 0, tail = 0
     public let maxBytes: Int
-    /// The most bytes that ever waited.
-    public private(set) var peakBytes = 0
 
     public init(maxBytes: Int) { self.maxBytes = maxBytes }
     deinit { storage?.deallocate() }
@@ -41,7 +39,6 @@ public final class RecordQueue {
         p.storeBytes(of: UInt64(r.count), as: UInt64.self)
         if let b = r.baseAddress { (p + 8).copyMemory(from: b, byteCount: r.count) }
         tail += need
-        peakBytes = max(peakBytes, tail - head)
         return true
     }
 

@@ -3,7 +3,7 @@ SWIFT ?= swift
 export GMON_GO_CACHE ?= /var/cache/gmon/go
 export GOCACHE ?= /var/cache/gmon/gocache
 
-.PHONY: all deps fixtures build release test demo bench fuzz clean
+.PHONY: all deps fixtures build release floors test demo bench fuzz clean
 
 all: build
 
@@ -21,6 +21,10 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib --product gmon
 
+# make bench's floors, a tool beside gmon (not part of it).
+floors: deps
+	$(SWIFT) build -c release --static-swift-stdlib --product gmon-floors
+
 # The bench harness runs once, tiny, so it cannot rot (it times nothing that is checked);
 # swift test runs last so its closing line is the run's verdict.
 test: fixtures
@@ -33,7 +37,7 @@ demo: fixtures release
 	@bash scripts/demo.sh
 
 # Benchmarks are not tests: figures go to the terminal and to .bench/.
-bench: fixtures release
+bench: fixtures release floors
 	@mkdir -p .bench
 	bash -o pipefail -c 'bash scripts/bench.sh | tee .bench/overhead.txt'
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark --format markdown | tee ../.bench/micro.md

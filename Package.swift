@@ -11,9 +11,11 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "gmon", targets: ["gmon"]),
+        // make bench's floors (count-only and delivery-floor probes), out of gmon's own object.
+        .executable(name: "gmon-floors", targets: ["gmon-floors"]),
         // For the benchmark package in Benchmarks/.
-        .library(name: "GmonLibraries", targets: ["GoBinary", "GoroutineTracker", "Symbolization", "GmonExporters", "GmonMetrics",
-                                                 "CGmonEvents", "GmonPipeline"]),
+        .library(name: "GmonLibraries", targets: ["GmonModel", "GoBinary", "GoRuntime", "GoroutineTracker", "Symbolization", "GmonExporters",
+                                                 "GmonMetrics", "CGmonEvents", "GmonProbes", "Monitor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -28,47 +30,64 @@ let package = Package(
         .systemLibrary(name: "CCapstone", path: "Sources/CCapstone"),
         .systemLibrary(name: "CLibbpf", path: "Sources/CLibbpf"),
 
-        // Reads Go executables: ELF, build info, pclntab, DWARF. No kernel, no root.
-        .target(name: "GoBinary", dependencies: ["CZlib"]),
-        // Everything read from /proc: executables by fd, load addresses, process state.
+        // Events, creation sites (with their executable) and frames: the values every module passes on.
+        .target(name: "GmonModel"),
+        // Reads executable files: ELF, DWARF, Go build info, pclntab. No kernel, no root.
+        .target(name: "GoBinary", dependencies: ["GmonModel", "CZlib"]),
+        // All per-Go-release knowledge: runtime struct layouts (DWARF, then a table), moduledata,
+        // probe sites and their fallbacks, wrapper and runtime-frame rules.
+        .target(name: "GoRuntime", dependencies: ["GoBinary", "CCapstone"]),
+        // Everything read from /proc: executables by fd, load addresses, process state, cgroups, namespaces.
         .target(name: "ProcFS"),
-        // Chooses uprobe sites by disassembling the runtime's machine code.
-        .target(name: "AttachPoints", dependencies: ["GoBinary", "CCapstone"]),
 
-        // The BPF program and the event layout it shares with Swift.
-        .target(name: "CGmonEvents"),
-        .plugin(name: "EmbedBPF", capability: .buildTool()),
-        .target(name: "GmonBPF", dependencies: ["CGmonEvents", "GoroutineTracker"], exclude: ["bpf"], swiftSettings: hotPath, plugins: ["EmbedBPF"]),
         // A thin Swift layer over libbpf: objects, uprobe links, per-CPU ring buffers.
         .target(name: "LibBPF", dependencies: ["CLibbpf"], swiftSettings: hotPath),
+        // The contract with the BPF program: event layout, counters, configuration (C header).
+        .target(name: "CGmonEvents"),
+        .plugin(name: "EmbedBPF", capability: .buildTool()),
+        // gmon's BPF program, its typed skeleton, the decoder of its records, and the session
+        // that loads it once and attaches it to any number of executables.
+        .target(name: "GmonProbes", dependencies: ["CGmonEvents", "GmonModel", "GoRuntime", "LibBPF", "ProcFS"], exclude: ["bpf"],
+                swiftSettings: hotPath, plugins: ["EmbedBPF"]),
+        // make bench's floor programs, in an object of their own.
+        .target(name: "GmonProbeFloors", dependencies: ["CGmonEvents", "LibBPF"], exclude: ["bpf"], plugins: ["EmbedBPF"]),
 
-        // Pairs creations and exits per (pid, goid) and keeps per-site counts. Pure logic.
-        .target(name: "GoroutineTracker", swiftSettings: hotPath),
-        // Creation sites from a Go executable's symbol table, per process.
-        .target(name: "Symbolization", dependencies: ["GoBinary", "AttachPoints", "GoroutineTracker", "ProcFS"]),
+        // Pairs creations and exits per (pid, runtime.g address) and keeps per-site counts. Pure logic.
+        .target(name: "GoroutineTracker", dependencies: ["GmonModel"], swiftSettings: hotPath),
+        // Creation sites from Go executables' symbol tables, per process.
+        .target(name: "Symbolization", dependencies: ["GmonModel", "GoBinary", "GoRuntime", "ProcFS"]),
         // Log lines and the shutdown summary.
-        .target(name: "GmonExporters", dependencies: ["GoroutineTracker"], swiftSettings: hotPath),
+        .target(name: "GmonExporters", dependencies: ["GmonModel", "GoroutineTracker"], swiftSettings: hotPath),
+        // Prometheus metrics per creation site, their two text formats, and the HTTP server.
+        .target(name: "GmonMetrics", dependencies: [
+            "GmonModel", "GoroutineTracker", .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The event loop: rings → decoder → tracker → exporters, ticks, the order of stopping.
+        .target(name: "Monitor", dependencies: ["GmonProbes", "GmonModel", "GoroutineTracker", "GmonMetrics", "GmonExporters", "LibBPF", "ProcFS",
+                                                "CGmonEvents"], swiftSettings: hotPath),
 
-        // Prometheus metrics per creation site, and their two text formats.
-        .target(name: "GmonMetrics", dependencies: ["GoroutineTracker", .product(name: "Prometheus", package: "swift-prometheus")]),
-
-        // The per-event path: ring-buffer record → decoder → tracker → exporters.
-        .target(name: "GmonPipeline", dependencies: ["GmonBPF", "GoroutineTracker", "GmonMetrics", "GmonExporters"], swiftSettings: hotPath),
-
+        // The command line: parses arguments and wires the modules together.
         .executableTarget(name: "gmon", dependencies: [
-            "GmonMetrics", .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
-            "GoBinary", "AttachPoints", "GmonBPF", "LibBPF", "ProcFS", "GoroutineTracker", "Symbolization", "GmonExporters", "GmonPipeline",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "GmonModel", "GoBinary", "GoRuntime", "ProcFS", "LibBPF", "GmonProbes", "GoroutineTracker", "Symbolization",
+            "GmonExporters", "GmonMetrics", "Monitor", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: hotPath),
+        .executableTarget(name: "gmon-floors", dependencies: ["GmonProbeFloors", "GmonProbes", "GoBinary", "GoRuntime", "LibBPF", "ProcFS", "CGmonEvents"]),
 
+        // One test target per module; EndToEndTests runs the gmon command.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "GoBinaryTests", dependencies: ["GoBinary", "AttachPoints", "TestSupport"]),
-        .testTarget(name: "GoroutineTrackerTests", dependencies: ["GoroutineTracker", "GmonExporters", "GmonMetrics", "GmonPipeline", "CGmonEvents"]),
-        .testTarget(name: "LibBPFTests", dependencies: ["LibBPF"]),
+        .testTarget(name: "GmonModelTests", dependencies: ["GmonModel"]),
+        .testTarget(name: "GoBinaryTests", dependencies: ["GoBinary", "GoRuntime", "GmonModel", "TestSupport"]),
+        .testTarget(name: "GoRuntimeTests", dependencies: ["GoRuntime", "GoBinary", "TestSupport"]),
         .testTarget(name: "ProcFSTests", dependencies: ["ProcFS"]),
-        .testTarget(name: "SymbolizationTests", dependencies: ["Symbolization"]),
+        .testTarget(name: "LibBPFTests", dependencies: ["LibBPF"]),
+        .testTarget(name: "GmonProbesTests", dependencies: ["GmonProbes", "GmonProbeFloors", "GmonModel", "CGmonEvents", "LibBPF"]),
+        .testTarget(name: "GoroutineTrackerTests", dependencies: ["GoroutineTracker", "GmonModel"]),
+        .testTarget(name: "SymbolizationTests", dependencies: ["Symbolization", "GmonModel", "GoRuntime", "TestSupport"]),
+        .testTarget(name: "GmonExportersTests", dependencies: ["GmonExporters", "GoroutineTracker", "GmonModel"]),
+        .testTarget(name: "GmonMetricsTests", dependencies: ["GmonMetrics", "GoroutineTracker", "GmonModel"]),
+        .testTarget(name: "MonitorTests", dependencies: ["Monitor", "GoroutineTracker", "GmonExporters", "GmonMetrics", "GmonModel", "CGmonEvents"]),
         .testTarget(name: "EndToEndTests", dependencies: ["GoBinary", "TestSupport"]),
     ]
 )

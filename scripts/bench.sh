@@ -14,6 +14,9 @@ BURST=${GMON_BENCH_BURST:-60000}; STEADY_S=${GMON_BENCH_STEADY_S:-300}; STEADY_R
 if [ $TINY = 1 ]; then N=2000; ROUNDS=1; LIVE=2000; BURST=500; STEADY_S=3; STEADY_RATE=100; fi
 GMON=${GMON:-.build/release/gmon}
 [ $TINY = 1 ] && GMON=${GMON_TINY:-.build/debug/gmon}
+# The floors (count-only, delivery floor, gmon's probes with records dropped) are a tool of
+# their own, beside gmon: their programs are not in gmon's BPF object.
+FLOORS=$(dirname "$GMON")/gmon-floors
 FIX=.fixtures/1.25.5/goroutines.normal
 DEMO=.fixtures/demo
 GO_CMD=${GMON_GO_CACHE:-/var/cache/gmon/go}/1.25.5/lib/python3.11/site-packages/go/bin/go
@@ -21,12 +24,14 @@ OUT=.bench; mkdir -p "$OUT"; W=$(mktemp -d)
 STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
 trap 'sysctl -q kernel.bpf_stats_enabled="$STATS_WAS" || true; pkill -P $$ 2>/dev/null || true; rm -rf "$W"' EXIT
 
-start_gmon() {   # args: gmon flags…; sets GPID
+start_gmon() {   # args: gmon flags… (the floors' flags run gmon-floors); sets GPID
+  local bin=$GMON
+  case " $* " in *" --count-only "*|*" --deliver-only "*|*" --drop-in-user-space "*) bin=$FLOORS ;; esac
   # Emptied here, not by the redirections of the background job: those run in the child,
   # and while it truncated the last run's log (60 MB) this shell read the last run's
   # "watching" line and started the program before gmon had attached.
   rm -f "$W/gmon.out"; : >"$W/gmon.err"
-  "$GMON" --path "$@" >"$W/gmon.out" 2>>"$W/gmon.err" &
+  "$bin" --path "$@" >"$W/gmon.out" 2>>"$W/gmon.err" &
   GPID=$!
   for _ in $(seq 300); do grep -q "gmon: watching" "$W/gmon.err" && return 0; kill -0 $GPID 2>/dev/null || break; sleep 0.05; done
   echo "bench: gmon did not attach: $(cat "$W/gmon.err")" >&2; exit 1
@@ -90,7 +95,7 @@ for mode in b e f c d; do
   bpftool prog show -j | python3 -c '
 import json, sys
 for p in json.load(sys.stdin):
-    if p["id"] > int(sys.argv[1]) and p.get("name", "").startswith("gmon_") and p.get("run_cnt", 0) > 0:
+    if p["id"] > int(sys.argv[1]) and p.get("name", "").startswith(("gmon_", "floors_")) and p.get("run_cnt", 0) > 0:
         print("bpf", sys.argv[2], p["name"], p["run_time_ns"] / p["run_cnt"], p["run_cnt"])' "$before" "$mode" >>"$W/samples"
   sysctl -q kernel.bpf_stats_enabled="$STATS_WAS"
   stop_gmon

@@ -1,3 +1,4 @@
+import GmonModel
 import GoroutineTracker
 #if canImport(Glibc)
 import Glibc
@@ -127,8 +128,8 @@ public final class LogWriter {
         if c.parentGoid != 0 { field(keys.parentGoroutineID, c.parentGoid) }
         if !cached(renderedSites, siteIndex) {
             let site = site()
-            var siteFields = [("function", site.function), ("created_by", site.createdBy)]
-            for (i, f) in site.stack.enumerated() { siteFields.append(("stack.\(i)", f)) }
+            var siteFields = [("function", site.function), ("created_by", site.createdBy.description)]
+            for (i, f) in site.stack.enumerated() { siteFields.append(("stack.\(i)", f.description)) }
             remember(Renderer(format: format).fields(siteFields), siteIndex, in: &renderedSites)
         }
         endLine()
@@ -148,7 +149,7 @@ public final class LogWriter {
             put(Renderer(format: format).fields([("created", creationLost ? "lost (ring buffer full)" : "before gmon attached")]))
         }
         if !cached(renderedExitSites, siteIndex), let s = site() {
-            remember(Renderer(format: format).fields([("function", s.function), ("created_by", s.createdBy)]), siteIndex, in: &renderedExitSites)
+            remember(Renderer(format: format).fields([("function", s.function), ("created_by", s.createdBy.description)]), siteIndex, in: &renderedExitSites)
         }
         endLine()
     }

@@ -1,3 +1,4 @@
+import GmonModel
 import GoroutineTracker
 
 /// The one-screen report printed when gmon stops.
@@ -37,7 +38,7 @@ public struct Summary {
         var rows: [Row] = []
         var index: [[String]: Int] = [:]
         for st in tracker.sites {
-            let key = [st.site.function, st.site.createdBy]
+            let key = [st.site.function, st.site.createdBy.description]
             let i = index[key] ?? { rows.append(Row(function: key[0], createdBy: key[1])); index[key] = rows.count - 1; return rows.count - 1 }()
             rows[i].created += st.created
             rows[i].exited += st.exited

@@ -1,3 +1,4 @@
+import GmonModel
 import GoroutineTracker
 import Prometheus
 #if canImport(Glibc)
@@ -12,6 +13,8 @@ import Glibc
 public final class GoroutineMetrics: @unchecked Sendable {
     public let registry = PrometheusCollectorRegistry()
     let exe: String
+    /// The exe label of each watched executable's sites (the first one's is `exe`).
+    public var executableNames: [ExecutableID: String] = [:]
     let maxSites: Int
 
     /// Per-site series, kept and rendered by gmon (SiteSeries says why).
@@ -84,8 +87,8 @@ public final class GoroutineMetrics: @unchecked Sendable {
     }
 
     func labels(_ s: CreationSite) -> [(String, String)] {
-        var l = [("exe", exe), ("function", s.function), ("created_by", s.createdBy)]
-        for (i, f) in s.stack.prefix(5).enumerated() { l.append(("stack_\(i)", f)) }
+        var l = [("exe", executableNames[s.executable] ?? exe), ("function", s.function), ("created_by", s.createdBy.description)]
+        for (i, f) in s.stack.prefix(5).enumerated() { l.append(("stack_\(i)", f.description)) }
         return l
     }
 

@@ -1,13 +1,13 @@
 // Just enough DWARF (versions 2–5) to read the member offsets of one
 // struct type, e.g. runtime.g, from .debug_info.
 
-struct DWARFStructReader {
+public struct DWARFStructReader {
     let info: ByteView
     let abbrev: ByteView
     let str: ByteView
     let lineStr: ByteView
 
-    init(elf: ELFFile) throws {
+    public init(elf: ELFFile) throws {
         func load(_ names: [String]) throws -> ByteView? {
             for n in names { if let s = elf.section(named: n) { return try elf.contents(of: s) } }
             return nil
@@ -21,7 +21,7 @@ struct DWARFStructReader {
         lineStr = try load([".debug_line_str", ".zdebug_line_str"]) ?? ByteView([])
     }
 
-    static func hasDWARF(_ elf: ELFFile) -> Bool {
+    public static func hasDWARF(_ elf: ELFFile) -> Bool {
         elf.section(named: ".debug_info") != nil || elf.section(named: ".zdebug_info") != nil
     }
 
@@ -128,7 +128,7 @@ struct DWARFStructReader {
     }
 
     /// The first struct type called `name`: its members' byte offsets and its size, or nil.
-    func layout(ofStruct name: String) throws -> (members: [String: Int], byteSize: Int?)? {
+    public func layout(ofStruct name: String) throws -> (members: [String: Int], byteSize: Int?)? {
         var cu = 0
         var abbrevCache: [Int: [UInt64: Abbrev]] = [:]
         while cu < info.count {

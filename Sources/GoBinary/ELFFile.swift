@@ -40,7 +40,7 @@ public struct ELFFile: Sendable {
     /// Link-time values of R_X86_64_RELATIVE relocations, sorted by address: in a PIE
     /// the file holds zeros where the loader later writes these pointers. A sorted
     /// array, not a dictionary: a PIE has tens of thousands and most are never asked for.
-    let relativeRelocations: [(address: UInt64, value: UInt64)]
+    public let relativeRelocations: [(address: UInt64, value: UInt64)]
 
     public static let machineX86_64: UInt16 = 62
     public static let machineAArch64: UInt16 = 183

@@ -1,27 +1,8 @@
+import GmonModel
 // Go's runtime symbol table (pclntab): functions, PC → file:line, and the
 // inline trees that turn one PC into several logical frames. Formats of
 // Go 1.16/1.17 (magic 0xfffffffa), 1.18/1.19 (0xfffffff0) and 1.20+
 // (0xfffffff1). Layouts: src/runtime/symtab.go, runtime2.go, symtabinl.go.
-
-public struct Frame: Sendable, Equatable, Hashable, CustomStringConvertible {
-    public var function: String
-    public var file: String
-    public var line: Int
-    /// True when the compiler inlined this call into the frame's caller.
-    public var inlined: Bool
-
-    public init(function: String, file: String, line: Int, inlined: Bool) {
-        self.function = function; self.file = file; self.line = line; self.inlined = inlined
-    }
-
-    /// `package.Function (file.go:123)`, with the file's base name.
-    public var description: String {
-        // The base name by the last "/" in UTF-8 (split over Characters was most of a new stack's cost).
-        let u = file.utf8
-        let base = u.lastIndex(of: UInt8(ascii: "/")).map { Substring(u[u.index(after: $0)...]) } ?? Substring(file)
-        return "\(function) (\(base):\(line))"
-    }
-}
 
 public struct PCLNTab: Sendable {
     public enum Format: Sendable { case go116, go118, go120 }
@@ -50,7 +31,9 @@ public struct PCLNTab: Sendable {
     static let pcdataInlTreeIndex = 2
     static let funcdataInlTree = 3
 
-    public init(elf: ELFFile, goRelease: (major: Int, minor: Int)?) throws {
+    /// `moduleData`: the text start and go:func.* base the runtime's moduledata records, given
+    /// the pclntab's address; their layout is per release (GoRuntime knows it).
+    public init(elf: ELFFile, moduleData: (UInt64) -> (text: UInt64, gofunc: UInt64)?) throws {
         self.elf = elf
         data = elf.data
         let (off, addr) = try Self.locate(elf)
@@ -96,7 +79,7 @@ public struct PCLNTab: Sendable {
         case .go118: funcHeaderSize = 40; funcIDOffset = 36
         case .go120: funcHeaderSize = 44; funcIDOffset = 40
         }
-        let module = ModuleData.find(elf: elf, pclntabAddress: addr, goRelease: goRelease)
+        let module = moduleData(addr)
         if let t = module?.text, t != 0 {
             textStart = t
         } else if headerText != 0 {

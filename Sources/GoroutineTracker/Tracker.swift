@@ -1,3 +1,4 @@
+import GmonModel
 /// Pairs creations with exits per (pid, runtime.g address), attributes them to creation
 /// sites and keeps per-site counts. Pure logic: fed events, no I/O.
 ///
@@ -84,7 +85,7 @@ public final class Tracker {
 
     public let maxStacks: Int
     /// The stack of sites past `maxStacks`.
-    public static let stackNotKept = "(stack not kept: more than --max-stacks stacks)"
+    public static let stackNotKept = Frame.note("(stack not kept: more than --max-stacks stacks)")
     /// New raw stacks counted under their function and created_by only.
     public private(set) var stacksNotKept: UInt64 = 0
 
@@ -113,7 +114,7 @@ public final class Tracker {
             } else {
                 var site = resolver.site(for: c)
                 if sites.count >= maxStacks && siteIndex[site] == nil {
-                    site = CreationSite(function: site.function, createdBy: site.createdBy, stack: [Self.stackNotKept])
+                    site = CreationSite(executable: site.executable, function: site.function, createdBy: site.createdBy, stack: [Self.stackNotKept])
                     stacksNotKept += 1
                 }
                 if let existing = siteIndex[site] {

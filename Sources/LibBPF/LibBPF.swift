@@ -97,18 +97,35 @@ public final class BPFObject: @unchecked Sendable {
         image.deallocate()
     }
 
-    /// Sets the initial contents of the object's `.rodata` (its `const volatile` globals). Before `load()`.
-    public func setReadOnlyData(_ bytes: UnsafeRawBufferPointer) throws {
+    /// Sets the initial contents of a global-data map (`.rodata`: the object's `const volatile`
+    /// globals) before `load()`. libbpf finds such a map by its section name, as skeletons do.
+    public func setInitialValue(map name: String, _ bytes: UnsafeRawBufferPointer) throws {
+        guard let m = bpf_object__find_map_by_name(obj, name) else { throw fail("finding BPF map \(name)", ENOENT) }
+        let size = bpf_map__value_size(m)
+        guard Int(size) == bytes.count else { throw fail("setting BPF map \(name): \(bytes.count) bytes given, the object's has \(size)", EINVAL) }
+        let rc = bpf_map__set_initial_value(m, bytes.baseAddress, bytes.count)
+        if rc != 0 { throw fail("setting the initial value of BPF map \(name)", rc) }
+    }
+
+    /// The names of the object's programs, in the object's order.
+    public var programNames: [String] {
+        var names: [String] = []
+        var p = bpf_object__next_program(obj, nil)
+        while let prog = p { names.append(String(cString: bpf_program__name(prog))); p = bpf_object__next_program(obj, prog) }
+        return names
+    }
+
+    /// The names of the object's maps (global-data maps by their section name: ".rodata").
+    public var mapNames: [String] {
+        var names: [String] = []
         var m = bpf_object__next_map(obj, nil)
         while let map = m {
-            if String(cString: bpf_map__name(map)).hasSuffix(".rodata") {
-                let rc = bpf_map__set_initial_value(map, bytes.baseAddress, bytes.count)
-                if rc != 0 { throw fail("setting the BPF program's configuration", rc) }
-                return
-            }
+            let n = String(cString: bpf_map__name(map))
+            // libbpf names global-data maps "<object prefix>.rodata"; they are found by the section name.
+            names.append(n.firstIndex(of: ".").map { String(n[$0...]) } ?? n)
             m = bpf_object__next_map(obj, map)
         }
-        throw fail("finding the BPF program's .rodata", ENOENT)
+        return names
     }
 
     /// Only programs with autoload on are loaded; gmon loads the ones its attach plan uses.
@@ -147,10 +164,12 @@ public struct BPFProgram {
 
     /// Attaches as a uprobe (or uretprobe) at a file offset of `binary`; `pid` nil means every process.
     /// libbpf uses the perf_event uprobe PMU and a BPF link: the probe lives exactly as long as the link's FD.
-    public func attachUprobe(binary: String, fileOffset: UInt64, pid: Int32?, returnProbe: Bool) throws -> BPFLink {
+    /// `cookie`: what the program reads with bpf_get_attach_cookie (which executable it is on).
+    public func attachUprobe(binary: String, fileOffset: UInt64, pid: Int32?, returnProbe: Bool, cookie: UInt64 = 0) throws -> BPFLink {
         var opts = bpf_uprobe_opts()
         opts.sz = MemoryLayout<bpf_uprobe_opts>.size
         opts.retprobe = returnProbe
+        opts.bpf_cookie = cookie
         let l = bpf_program__attach_uprobe_opts(prog, pid ?? -1, binary, Int(fileOffset), &opts)
         guard let l else {
             throw fail("attaching the \(returnProbe ? "uretprobe" : "uprobe") \(name) to \(binary) at file offset 0x\(String(fileOffset, radix: 16))")
@@ -181,6 +200,13 @@ public struct BPFMap: @unchecked Sendable {
     public let fd: Int32
     public let name: String
     let owner: BPFObject
+
+    /// Writes one slot of an array (or hash) map.
+    public func update(key: UInt32, value: UnsafeRawBufferPointer) throws {
+        var k = key
+        let rc = bpf_map_update_elem(fd, &k, value.baseAddress, 0)
+        if rc != 0 { throw fail("writing BPF map \(name)", rc) }
+    }
 
     /// Sum over CPUs of a per-CPU u64 array slot.
     public func perCPUSum(index: UInt32) throws -> UInt64 {

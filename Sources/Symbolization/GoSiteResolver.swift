@@ -1,28 +1,21 @@
-import AttachPoints
+import GmonModel
 import GoBinary
-import GoroutineTracker
+import GoRuntime
 import ProcFS
 
 /// Resolves creation sites from a Go executable's pclntab, per process
 /// (a PIE's load address differs from process to process).
 public final class GoSiteResolver: SiteResolver {
     let exe: GoExecutable
+    /// The executable's number in its monitor: its sites carry it.
+    let executable: ExecutableID
     private var biases: [UInt32: UInt64] = [:]
     private var entryFunctionCache: [UInt64: String] = [:]
     /// Frames by link-time PC: new stacks mostly recombine PCs seen before (a burst of new
     /// call paths through a few functions), and a lookup decodes pclntab tables. Bounded:
     /// emptied when it reaches `maxCachedPCs` (it is only a cache).
-    private var framesCache: [UInt64: [(function: String, text: String)]] = [:]
+    private var framesCache: [UInt64: [Frame]] = [:]
     static let maxCachedPCs = 1 << 16
-    /// Frames the runtime itself runs to create a goroutine: never the creation site.
-    static let runtimeCreationFrames: Set<String> = [
-        "runtime.newproc.func1", "runtime.newproc1", "runtime.systemstack", "runtime.systemstack_switch",
-        "runtime.newproc", "runtime.runqput",
-        // coroutines (iter.Pull) and synctest bubbles are made here
-        "runtime.newcoro", "runtime.newcoro.func1", "runtime.synctestRun", "runtime.synctestRun.func2",
-    ]
-    /// A coroutine starts in runtime.corostart; iter.Pull made it for the user's code.
-    static let coroutineStart = "runtime.corostart"
     let wrapperFuncID: UInt8?
 
     /// Link-time addresses of the creation probes when the kernel reports them as the probe's
@@ -35,16 +28,12 @@ public final class GoSiteResolver: SiteResolver {
     /// when the probe's IP does not (a uretprobe).
     let file: FileIdentity?
 
-    public init(exe: GoExecutable, file: FileIdentity? = nil, creationProbeAddresses: [UInt64] = []) {
+    public init(exe: GoExecutable, executable: ExecutableID = .init(0), file: FileIdentity? = nil, creationProbeAddresses: [UInt64] = []) {
         self.exe = exe
+        self.executable = executable
         self.file = file ?? FileIdentity(path: exe.path)
         self.creationProbeAddresses = creationProbeAddresses
-        // funcID of compiler-made wrappers (FuncIDWrapper / funcID_wrapper) per release.
-        switch exe.buildInfo.release?.minor {
-        case 18?, 19?, 20?, 21?: wrapperFuncID = 21
-        case 17?: wrapperFuncID = 22
-        default: wrapperFuncID = nil   // from 1.22 go-statement wrappers are named *.gowrapN
-        }
+        wrapperFuncID = FrameRules.wrapperFuncID(release: exe.buildInfo.release)
     }
 
     public func forget(pid: UInt32) { biases.removeValue(forKey: pid) }
@@ -77,40 +66,36 @@ public final class GoSiteResolver: SiteResolver {
         let (startPC, goPC, stack) = (c.startPC, c.goPC, c.stack)
         let b = bias(pid: c.pid, probeIP: c.probeIP)
         var function = entryFunction(startPC &- b)
-        var createdBy = (try? exe.pclntab.frames(at: goPC &- b &- 1).first).flatMap { $0 }.map(\.description) ?? "0x" + String(goPC, radix: 16)
+        let goStatement = (try? exe.pclntab.frames(at: goPC &- b &- 1))?.first
+        var createdBy = goStatement ?? Frame.unknown(pc: goPC)
         // A coroutine: its function is iter.Pull's (which made it, for the user's sequence);
         // it was created by the frame that called iter.Pull, the first of the stack below.
-        let coroutine = function == Self.coroutineStart
-        if coroutine, let f = (try? exe.pclntab.frames(at: goPC &- b &- 1))?.first {
-            function = Self.printName(f.function)
+        let coroutine = function == FrameRules.coroutineStart
+        if coroutine, let f = goStatement {
+            function = FrameRules.printName(f.function)
         }
-        var frames: [String] = []
+        var frames: [Frame] = []
         var skipping = true
         for (i, pc) in stack.enumerated() {
             // The first address is where the probe fired; the rest are return addresses.
             let lookup = i == 0 ? pc &- b : pc &- b &- 1
             let fs = self.frames(at: lookup)
-            if fs.isEmpty { frames.append("0x" + String(pc, radix: 16)); skipping = false; continue }
+            if fs.isEmpty { frames.append(.unknown(pc: pc)); skipping = false; continue }
             for f in fs {
-                if skipping && (Self.runtimeCreationFrames.contains(f.function) || coroutine && f.function.hasPrefix("iter.Pull")) { continue }
+                if skipping && (FrameRules.runtimeCreationFrames.contains(f.function)
+                                || coroutine && FrameRules.isCoroutineMaker(f.function)) { continue }
                 skipping = false
-                frames.append(f.text)
+                frames.append(f)
             }
         }
         if coroutine, let first = frames.first { createdBy = first }
-        return CreationSite(function: function, createdBy: createdBy, stack: frames)
+        return CreationSite(executable: executable, function: function, createdBy: createdBy, stack: frames)
     }
 
-    /// A function's name as Go's tracebacks print it: type arguments as "[...]".
-    static func printName(_ name: String) -> String {
-        guard let open = name.firstIndex(of: "["), let close = name.lastIndex(of: "]"), open < close else { return name }
-        return String(name[..<open]) + "[...]" + String(name[name.index(after: close)...])
-    }
-
-    /// Each frame's function and its text ("pkg.F (file.go:12)") at a link-time PC.
-    func frames(at pc: UInt64) -> [(function: String, text: String)] {
+    /// The frames at a link-time PC, innermost first.
+    func frames(at pc: UInt64) -> [Frame] {
         if let f = framesCache[pc] { return f }
-        let f = ((try? exe.pclntab.frames(at: pc)) ?? []).map { ($0.function, $0.description) }
+        let f = (try? exe.pclntab.frames(at: pc)) ?? []
         if framesCache.count >= Self.maxCachedPCs { framesCache.removeAll(keepingCapacity: true) }
         framesCache[pc] = f
         return f
@@ -123,9 +108,7 @@ public final class GoSiteResolver: SiteResolver {
         let name: String
         if let i = exe.pclntab.functionIndex(containing: pc), let n = try? exe.pclntab.name(ofFunction: i) {
             let entry = isGoStatementWrapper(i, n) ? (wrappedCallee(i) ?? n) : n
-            // A method value (`f := obj.Run; go f()`) starts in the compiler's "-fm" closure on
-            // Go 1.21+, in the method on earlier releases: one name on every release.
-            name = entry.hasSuffix("-fm") ? String(entry.dropLast(3)) : entry
+            name = FrameRules.withoutMethodValueSuffix(entry)
         } else {
             name = "0x" + String(pc, radix: 16)
         }
@@ -134,23 +117,44 @@ public final class GoSiteResolver: SiteResolver {
     }
 
     func isGoStatementWrapper(_ index: Int, _ name: String) -> Bool {
-        if name.contains(".gowrap") { return true }
+        if FrameRules.isGoStatementWrapperName(name) { return true }
         guard let w = wrapperFuncID, let id = try? exe.pclntab.funcID(ofFunction: index) else { return false }
         return id == w
     }
 
-    /// f in a wrapper for `go f(x)`: the call inlined into the wrapper, else its first non-runtime direct call.
+    /// f in a wrapper for `go f(x)`: the call inlined into the wrapper, else its first direct
+    /// call that is not the runtime's instrumentation.
     func wrappedCallee(_ index: Int) -> String? {
         if let first = (try? exe.pclntab.topLevelInlinedCalls(ofFunction: index))?.first { return first }
         guard let entry = try? exe.pclntab.entry(ofFunction: index), let end = try? exe.pclntab.end(ofFunction: index),
               let code = try? exe.code(from: entry, to: end),
               let calls = try? AttachPoints.directCalls(code: Array(code), address: entry) else { return nil }
         for c in calls {
-            // Skip the stack-growth call every Go prologue makes, and the race detector's
-            // instrumentation a -race build adds to every function (racefuncenter first).
             if let j = exe.pclntab.functionIndex(containing: c.target), let n = try? exe.pclntab.name(ofFunction: j),
-               !n.hasPrefix("runtime.morestack"), !n.hasPrefix("runtime.race") { return n }
+               !FrameRules.isInstrumentationCallee(n) { return n }
         }
         return nil
+    }
+}
+
+/// The resolvers of every watched executable: each creation goes to its executable's.
+public final class SiteResolvers: SiteResolver {
+    private var byExecutable: [ExecutableID: GoSiteResolver] = [:]
+
+    public init() {}
+
+    public func add(_ resolver: GoSiteResolver) { byExecutable[resolver.executable] = resolver }
+
+    public func site(for c: Creation) -> CreationSite {
+        guard let r = byExecutable[c.executable] else {
+            // Never sent by gmon's probes (each carries a registered executable's number).
+            return CreationSite(executable: c.executable, function: "0x" + String(c.startPC, radix: 16),
+                                createdBy: .unknown(pc: c.goPC), stack: c.stack.map { .unknown(pc: $0) })
+        }
+        return r.site(for: c)
+    }
+
+    public func forget(pid: UInt32) {
+        for r in byExecutable.values { r.forget(pid: pid) }
     }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
-import AttachPoints
+import GmonMetrics
+import GmonProbes
 import GoBinary
+import GoRuntime
 import LibBPF
 #if canImport(Glibc)
 import Glibc
@@ -28,6 +30,10 @@ struct GMon: ParsableCommand {
             fail(e.description)
         } catch let e as BPFError {
             fail(e.description)
+        } catch let e as ProbeSession.Failure {
+            fail(e.description)
+        } catch let e as MetricsServer.Failure {
+            fail(e.description)
         } catch {
             exit(withError: error)
         }
@@ -36,13 +42,12 @@ struct GMon: ParsableCommand {
 
 /// One line on stderr, exit status 1: gmon's errors name the problem and the fix.
 func fail(_ message: String) -> Never {
-    FileHandle.standardErrorLine("gmon: \(message)")
+    standardErrorLine("gmon: \(message)")
     Glibc.exit(1)
 }
 
-enum FileHandle {
-    static func standardErrorLine(_ s: String) {
-        var line = s + "\n"
-        line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-    }
+/// One line on stderr, written at once (no buffering that a crash or exit could lose).
+func standardErrorLine(_ s: String) {
+    var line = s + "\n"
+    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
 }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import AttachPoints
+import GoRuntime
 import Foundation
 import GoBinary
 

@@ -1,4 +1,4 @@
-import AttachPoints
+@testable import GoRuntime
 import Foundation
 import Testing
 import TestSupport
@@ -9,9 +9,12 @@ import TestSupport
 /// from PyPI wheels), against the oldest toolchain's addr2line, which reads that format.
 @Suite struct LegacyReleaseTests {
     static func load(_ name: String) throws -> (ELFFile, BuildInfo, PCLNTab) {
-        let elf = try ELFFile(ByteView(try GoExecutable.readFile(Fixtures.legacy(name))))
+        let elf = try ELFFile(ByteView(Array(try Data(contentsOf: URL(fileURLWithPath: Fixtures.legacy(name))))))
         let info = try BuildInfo(elf: elf)
-        return (elf, info, try PCLNTab(elf: elf, goRelease: info.release))
+        let tab = try PCLNTab(elf: elf) { a in
+            ModuleData.find(elf: elf, pclntabAddress: a, goRelease: info.release).map { ($0.text, $0.gofunc) }
+        }
+        return (elf, info, tab)
     }
 
     /// etcdctl 3.5.1, built by go1.16.3: stripped, statically linked, non-PIE.

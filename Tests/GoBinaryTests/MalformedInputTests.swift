@@ -1,4 +1,4 @@
-import AttachPoints
+import GoRuntime
 import Foundation
 import Testing
 import TestSupport

@@ -1,4 +1,4 @@
-import AttachPoints
+import GoRuntime
 import Foundation
 import Testing
 import TestSupport
@@ -123,37 +123,6 @@ import TestSupport
         #expect(goFrames.count >= 6)
         #expect(ours == goFrames)
         #expect(ours.contains { $0.hasPrefix("main.middle ") }, "the fixture's inlined chain is missing")
-    }
-
-    /// The runtime.g table agrees with the DWARF of every release that has a normal build.
-    @Test(arguments: Fixtures.toolchains)
-    func runtimeLayoutTableMatchesDWARF(_ t: Fixtures.Toolchain) throws {
-        let normal = try GoExecutable(path: Fixtures.binary(t.version, "normal"))
-        let fromDWARF = try #require(try RuntimeLayout.fromDWARF(normal.elf))
-        let fromTable = try #require(RuntimeLayout.fromTable(release: normal.buildInfo.release))
-        #expect(fromDWARF.goid == fromTable.goid && fromDWARF.gopc == fromTable.gopc
-                && fromDWARF.startpc == fromTable.startpc && fromDWARF.parentGoid == fromTable.parentGoid
-                && fromDWARF.gSize == fromTable.gSize)
-        let stripped = try GoExecutable(path: Fixtures.binary(t.version, "stripped"))
-        #expect(try stripped.runtimeLayout().source == .table)
-        #expect(try normal.runtimeLayout().source == .dwarf)
-    }
-
-    /// gmon keys live goroutines by g address / gSizeFloor, which stays unique only if every
-    /// runtime.g is at least that large: sizeof(g) as gmon reads it from DWARF (and the table
-    /// has it) is checked against readelf's DW_AT_byte_size.
-    @Test(arguments: Fixtures.toolchains)
-    func runtimeGSizeMatchesReadelf(_ t: Fixtures.Toolchain) throws {
-        let path = Fixtures.binary(t.version, "normal")
-        let exe = try GoExecutable(path: path)
-        let dump = try run("/usr/bin/readelf", ["--debug-dump=info", path])
-        guard let r = dump.range(of: "DW_AT_name        : runtime.g\n +<[0-9a-f]+> +DW_AT_byte_size +: [0-9]+", options: .regularExpression),
-              let size = Int(dump[r].split(separator: " ").last!) else {
-            Issue.record("runtime.g's size not found in \(path)"); return
-        }
-        let layout = try exe.runtimeLayout()
-        #expect(layout.gSize == size && layout.gSizeFloor == size)
-        #expect(RuntimeLayout.fromTable(release: exe.buildInfo.release)?.gSize == size)
     }
 
     // MARK: helpers

@@ -1,4 +1,4 @@
-import GmonExporters
+import GmonModel
 import Testing
 @testable import GoroutineTracker
 
@@ -8,7 +8,7 @@ final class FakeResolver: SiteResolver {
     var forgotten: [UInt32] = []
     func site(for c: Creation) -> CreationSite {
         calls += 1
-        return CreationSite(function: "f\(c.startPC)", createdBy: "g\(c.goPC)", stack: c.stack.map { "s\($0)" })
+        return CreationSite(function: "f\(c.startPC)", createdBy: .note("g\(c.goPC)"), stack: c.stack.map { .note("s\($0)") })
     }
     func forget(pid: UInt32) { forgotten.append(pid) }
 }
@@ -77,8 +77,7 @@ func exit(_ pid: UInt32, _ goid: UInt64, at t: UInt64, g: UInt64? = nil) -> Even
         #expect(t.exitsLost == 1 && t.sites[Int(s0)].exitsLost == 1 && t.sites[Int(s0)].live == 0)
         guard case .exited(let s1, let lifetime) = t.handle(exit(1, 11, at: 250, g: g)) else { Issue.record(); return }
         #expect(s1 != s0 && lifetime == 50 && t.liveCount == 0 && t.sites[Int(s1)].live == 0)
-        let summary = Summary.render(tracker: t, losses: .init(ringBufferFull: (0, 1, 0), failedReads: 0, failedStacks: 0, processMapFull: 0, undecodable: 0))
-        #expect(summary.contains("2 goroutines created, 1 exited, 0 still live, 0 exits of goroutines created before gmon attached, 1 goroutines closed when their g was reused (exit lost)"))
+        #expect(t.sites.map(\.created).reduce(0, +) == 2 && t.sites.map(\.exited).reduce(0, +) == 1 && t.unpairedExits == 0)
     }
 
     /// Neighbouring g structs (heap objects of runtime.g's size, which gmon divides their
@@ -109,7 +108,7 @@ func exit(_ pid: UInt32, _ goid: UInt64, at t: UInt64, g: UInt64? = nil) -> Even
     @Test func differentRawStacksWithSameLabelsShareASite() {
         final class Coarse: SiteResolver {
             func site(for c: Creation) -> CreationSite {
-                CreationSite(function: "main.worker", createdBy: "main.main (main.go:1)", stack: [])
+                CreationSite(function: "main.worker", createdBy: Frame(function: "main.main", file: "/src/main.go", line: 1, inlined: false), stack: [])
             }
             func forget(pid: UInt32) {}
         }
@@ -117,29 +116,6 @@ func exit(_ pid: UInt32, _ goid: UInt64, at t: UInt64, g: UInt64? = nil) -> Even
         t.handle(create(1, 1, at: 1, stack: [1]))
         t.handle(create(1, 2, at: 1, stack: [2]))
         #expect(t.sites.count == 1 && t.sites[0].created == 2)
-    }
-
-    @Test func summaryShowsSitesAndLosses() {
-        let t = Tracker(resolver: FakeResolver())
-        t.handle(create(1, 1, at: 0))
-        t.handle(exit(1, 1, at: 2_000_000))
-        let s = Summary.render(tracker: t, losses: .init(ringBufferFull: (2, 1, 0), failedReads: 0, failedStacks: 1, processMapFull: 0, undecodable: 0))
-        #expect(s.contains("1 goroutines created, 1 exited, 0 still live"))
-        #expect(s.contains("2ms"))
-        #expect(s.contains("ring buffer full 3 (creations 2, exits 1, process exits 0)"))
-    }
-
-    /// Rows that look alike (stacks differing only below what a row shows) are one row.
-    @Test func summaryMergesRowsThatLookAlike() {
-        let t = Tracker(resolver: FakeResolver())
-        t.handle(create(1, 1, at: 0, stack: [9, 1]))
-        t.handle(create(1, 2, at: 0, stack: [9, 2]))
-        t.handle(create(1, 3, at: 0, stack: [9, 2]))
-        t.handle(exit(1, 3, at: 4_000_000))
-        #expect(t.sites.count == 2)
-        let s = Summary.render(tracker: t, losses: .init(ringBufferFull: (0, 0, 0), failedReads: 0, failedStacks: 0, processMapFull: 0, undecodable: 0))
-        let rows = s.split(separator: "\n").filter { $0.hasSuffix("f1  <-  g2") }
-        #expect(rows.count == 1 && rows.first?.split(separator: " ").prefix(4) == ["3", "1", "2", "4ms"], "\(s)")
     }
 
     /// An exec ends the process's goroutines like its exit; the new image starts clean.

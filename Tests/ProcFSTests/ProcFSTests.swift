@@ -46,3 +46,32 @@ import Testing
         #expect(ProcFS.loadBias(pid: UInt32(getpid()), file: other, firstLoadAddress: 0) == nil)
     }
 }
+
+@Suite struct ProcessesTests {
+    @Test func statOfCommandsWithSpacesAndParentheses() {
+        let s = ProcFS.parseStat("42 (a b) c)) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 12345 1000 10")
+        #expect(s == ProcFS.Stat(state: "S", parent: 1, startTime: 12345))
+        #expect(ProcFS.parseStat("42 (x) S 1") == nil)
+        #expect(ProcFS.parseStat("garbage") == nil)
+    }
+
+    @Test func ownProcessIsListedAndReadable() throws {
+        let me = getpid()
+        #expect(ProcFS.processIDs().contains(me))
+        let s = try #require(ProcFS.stat(me))
+        #expect(s.state == "R" || s.state == "S")
+        #expect(s.parent == getppid())
+        #expect(ProcFS.namespace(me, "mnt") != nil && ProcFS.namespace(me, "mnt") == ProcFS.namespace(getppid(), "mnt"))
+        #expect(ProcFS.namespace(me, "nonsense") == nil)
+        // Root in this test run: CAP_BPF and CAP_PERFMON.
+        let caps = try #require(ProcFS.effectiveCapabilities())
+        #expect(caps & (1 << UInt64(ProcFS.capBPF)) != 0)
+    }
+
+    @Test func cgroupLines() {
+        let c = ProcFS.parseCgroups("12:pids:/kubepods/pod1/abc\n0::/system.slice/x.scope\nbroken\n")
+        #expect(c.map(\.path) == ["/kubepods/pod1/abc", "/system.slice/x.scope"])
+        #expect(c.map(\.controllers) == ["pids", ""])
+        #expect(ProcFS.cgroups(getpid())?.isEmpty == false)
+    }
+}

@@ -5,7 +5,8 @@ import GoroutineTracker
 import CGmonEvents
 import GmonExporters
 import GmonMetrics
-import GmonPipeline
+import GmonModel
+import Monitor
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,7 +18,7 @@ let goCommand = ProcessInfo.processInfo.environment["GMON_BENCH_BINARY"]
 /// Names every site by its entry PC: resolver cost is not what the tracker benchmark measures.
 final class PCResolver: SiteResolver {
     func site(for c: Creation) -> CreationSite {
-        CreationSite(function: String(c.startPC), createdBy: String(c.goPC), stack: [])
+        CreationSite(function: String(c.startPC), createdBy: .note(String(c.goPC)), stack: [])
     }
     func forget(pid: UInt32) {}
 }
@@ -72,8 +73,8 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations {
             let m = GoroutineMetrics(exe: "bench", maxSites: 200_000, version: "bench", goVersion: "go1.25.5")
             for i in 0..<100_000 {
-                m.created(site: Int32(i), CreationSite(function: "main.worker\(i % 100)", createdBy: "main.spawn (main.go:\(i))",
-                                                        stack: ["main.spawn (main.go:\(i))", "main.main (main.go:20)"]))
+                m.created(site: Int32(i), CreationSite(function: "main.worker\(i % 100)", createdBy: Frame(function: "main.spawn", file: "main.go", line: i, inlined: false),
+                                                        stack: [Frame(function: "main.spawn", file: "main.go", line: i, inlined: false), Frame(function: "main.main", file: "main.go", line: 20, inlined: false)]))
             }
             m.publish()
             blackHole(m)
@@ -82,8 +83,8 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("metrics: scrape with 100k series", configuration: .init(scalingFactor: .one, maxIterations: 5)) { benchmark in
         let m = GoroutineMetrics(exe: "bench", maxSites: 200_000, version: "bench", goVersion: "go1.25.5")
         for i in 0..<100_000 {
-            m.created(site: Int32(i), CreationSite(function: "main.worker\(i % 100)", createdBy: "main.spawn (main.go:\(i))",
-                                                    stack: ["main.spawn (main.go:\(i))", "main.main (main.go:20)"]))
+            m.created(site: Int32(i), CreationSite(function: "main.worker\(i % 100)", createdBy: Frame(function: "main.spawn", file: "main.go", line: i, inlined: false),
+                                                    stack: [Frame(function: "main.spawn", file: "main.go", line: i, inlined: false), Frame(function: "main.main", file: "main.go", line: 20, inlined: false)]))
         }
         m.publish()
         benchmark.startMeasurement()
@@ -111,8 +112,8 @@ let benchmarks: @Sendable () -> Void = {
         let fd = open("/dev/null", O_WRONLY)
         defer { close(fd) }
         let log = LogWriter(fd: fd, format: .logfmt, level: .info)
-        let site = CreationSite(function: "main.main.func1", createdBy: "main.main (main.go:150)",
-                                stack: ["main.main (main.go:150)", "runtime.main (proc.go:285)", "runtime.goexit (asm_amd64.s:1693)"])
+        let site = CreationSite(function: "main.main.func1", createdBy: Frame(function: "main.main", file: "main.go", line: 150, inlined: false),
+                                stack: [Frame(function: "main.main", file: "main.go", line: 150, inlined: false), Frame(function: "runtime.main", file: "proc.go", line: 285, inlined: false), Frame(function: "runtime.goexit", file: "asm_amd64.s", line: 1693, inlined: false)])
         var c = Creation(pid: 15782, goid: 0, g: 0, parentGoid: 1, timeNs: 1_000_000_000, startPC: 1, goPC: 2, stack: [1, 2, 3])
         for _ in benchmark.scaledIterations {
             for _ in 0..<100_000 {

@@ -1,5 +1,6 @@
-// Event layout shared by the BPF program (Sources/GmonBPF/bpf/gmon.bpf.c) and
-// gmon's decoder: one definition, compiled by clang for BPF and imported by Swift.
+// The contract between gmon's BPF program (Sources/GmonProbes/bpf/gmon.bpf.c) and its
+// loader and decoder (Sources/GmonProbes): event layout, counters, configuration. One
+// definition, compiled by clang for BPF and imported by Swift.
 #ifndef GMON_EVENTS_H
 #define GMON_EVENTS_H
 
@@ -40,16 +41,26 @@ enum gmon_counter {
     GMON_FAILED_READ = 3,           // bpf_probe_read_user of runtime.g failed
     GMON_FAILED_STACK = 4,          // a frame could not be read (event sent with the stack so far)
     GMON_TGID_MAP_FULL = 5,         // too many traced processes to track exits
-    GMON_COUNT_ONLY_CREATE = 6,     // benchmarks: creations seen by the count-only programs
-    GMON_COUNT_ONLY_EXIT = 7,       // benchmarks: exits seen by the count-only programs
-    GMON_LOST_CREATE_UNTRACKED = 8, // a creation lost to a full ring could not be remembered (table full)
-    GMON_COUNTER_MAX = 9,
+    GMON_LOST_CREATE_UNTRACKED = 6, // a creation lost to a full ring could not be remembered (table full)
+    GMON_COUNTER_MAX = 7,
 };
 
-// Read-only configuration, set by gmon before load (.rodata).
-// runtime.g is read as one window starting at g_offset; the fields are 8-byte
-// aligned offsets within it.
-struct gmon_config {
+// Executables one loaded program serves: each probe's attach cookie is its executable's
+// number, the index of its configuration in the map "gmon_executables".
+#define GMON_MAX_EXECUTABLES 4096
+
+// Settings of the whole program, set by gmon before load (.rodata: the verifier drops
+// the code they turn off).
+struct gmon_settings {
+    gmon_u32 collect_stack;        // 0: no creator stacks (cheapest)
+    gmon_u32 exit_goid;            // 1: read goid at exit too (only debug logs show it)
+    gmon_u64 wakeup_bytes;         // wake gmon once this much is waiting in the ring
+};
+
+// Where one executable's runtime.g keeps the fields gmon reads ("gmon_executables", by the
+// executable's number). The g is read as one window starting at g_offset; the fields are
+// 8-byte aligned offsets within it.
+struct gmon_exe_config {
     gmon_u64 g_offset;             // offset in runtime.g of the window (the lowest field)
     gmon_u32 g_len;                // window length, at most GMON_G_WINDOW
     gmon_u32 goid_at;
@@ -57,9 +68,6 @@ struct gmon_config {
     gmon_u32 startpc_at;
     gmon_u32 parent_goid_at;
     gmon_u32 has_parent_goid;      // 0: the release has no parentGoid
-    gmon_u32 collect_stack;        // 0: no creator stacks (cheapest)
-    gmon_u32 exit_goid;            // 1: read goid at exit too (only debug logs show it)
-    gmon_u64 wakeup_bytes;         // wake gmon once this much is waiting in the ring
 };
 
 // gmon_event_header.flags
@@ -68,7 +76,7 @@ struct gmon_config {
 struct gmon_event_header {
     gmon_u32 type;
     gmon_u32 tgid;
-    gmon_u32 tid;
+    gmon_u32 exe;                  // the executable's number (0 for process events)
     gmon_u32 flags;
     gmon_u64 ktime_ns;
     gmon_u64 goid;

@@ -1,3 +1,4 @@
+import GoBinary
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,12 +19,16 @@ public struct GoExecutable: Sendable {
 
     public init(path: String, bytes: [UInt8]) throws {
         self.path = path
-        elf = try ELFFile(ByteView(bytes))
+        let elf = try ELFFile(ByteView(bytes))
+        self.elf = elf
         buildInfo = try BuildInfo(elf: elf)
         if let r = buildInfo.release, r.major == 1, r.minor < 17 {
             throw GoBinaryError.unsupportedGoVersion(buildInfo.goVersion)
         }
-        pclntab = try PCLNTab(elf: elf, goRelease: buildInfo.release)
+        let release = buildInfo.release
+        pclntab = try PCLNTab(elf: elf) { address in
+            ModuleData.find(elf: elf, pclntabAddress: address, goRelease: release).map { ($0.text, $0.gofunc) }
+        }
         isStripped = !elf.sections.contains { $0.type == 2 }
         hasDWARF = DWARFStructReader.hasDWARF(elf)
     }

@@ -1,3 +1,5 @@
+import GoBinary
+
 /// Byte offsets of the `runtime.g` fields gmon's BPF programs read.
 public struct RuntimeLayout: Sendable, Equatable, Codable {
     public enum Source: String, Sendable, Codable { case dwarf, table, override }

@@ -1,3 +1,5 @@
+import GoBinary
+
 // runtime.firstmoduledata: the linker-written struct whose first field points
 // at the pclntab. Found without symbols by looking for that pointer; it gives
 // the text start (no longer in the pclntab header from Go 1.26) and go:func.*,

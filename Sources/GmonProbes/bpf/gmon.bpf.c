@@ -13,7 +13,16 @@ struct gmon_pt_regs {
     unsigned long r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
 };
 
-const volatile struct gmon_config gmon_cfg = {};
+const volatile struct gmon_settings gmon_settings = {};
+
+// Per executable, by its number (each probe's attach cookie): where its runtime.g keeps
+// the fields read. gmon writes an entry before attaching that executable's probes.
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, GMON_MAX_EXECUTABLES);
+    __type(key, __u32);
+    __type(value, struct gmon_exe_config);
+} gmon_executables SEC(".maps");
 
 // One ring per CPU: a shared ring's lock and positions are cache lines every CPU
 // writes on every event (exits cost 170-430 ns with one ring, 130 with one per CPU,
@@ -116,7 +125,7 @@ static __always_inline void *cpu_ring(void) {
 static __always_inline __u64 wakeup_flag(void *ring, struct gmon_cpu_state *c) {
     if (c && (++c->events & 63) != 0)
         return BPF_RB_NO_WAKEUP;
-    return bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= gmon_cfg.wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+    return bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= gmon_settings.wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void count(__u32 idx) {
@@ -144,10 +153,10 @@ static __always_inline void remember_tgid(struct gmon_cpu_state *c, __u32 tgid) 
     c->exits = now;
 }
 
-static __always_inline void fill_header(struct gmon_event_header *h, __u32 type, __u64 pid_tgid, __u64 goid) {
+static __always_inline void fill_header(struct gmon_event_header *h, __u32 type, __u64 pid_tgid, __u32 exe, __u64 goid) {
     h->type = type;
     h->tgid = pid_tgid >> 32;
-    h->tid = (__u32)pid_tgid;
+    h->exe = exe;
     h->flags = 0;
     h->ktime_ns = bpf_ktime_get_ns();
     h->goid = goid;
@@ -219,24 +228,28 @@ static __always_inline int on_create(struct gmon_pt_regs *ctx, __u64 g) {
     struct gmon_scratch *s = bpf_map_lookup_elem(&gmon_scratch, &zero);
     if (!s)
         return 0;
+    __u32 exe = bpf_get_attach_cookie(ctx);
+    struct gmon_exe_config *cfg = bpf_map_lookup_elem(&gmon_executables, &exe);
+    if (!cfg)   // a cookie gmon never gives (its numbers are below GMON_MAX_EXECUTABLES)
+        return 0;
     struct gmon_create_event *e = &s->e;
-    fill_header(&e->h, GMON_EVENT_CREATE, bpf_get_current_pid_tgid(), 0);
-    __u32 len = gmon_cfg.g_len;
+    fill_header(&e->h, GMON_EVENT_CREATE, bpf_get_current_pid_tgid(), exe, 0);
+    __u32 len = cfg->g_len;
     if (len > GMON_G_WINDOW)
         len = GMON_G_WINDOW;
-    if (bpf_probe_read_user(s->g, len, (void *)(g + gmon_cfg.g_offset)) != 0) {
+    if (bpf_probe_read_user(s->g, len, (void *)(g + cfg->g_offset)) != 0) {
         count(GMON_FAILED_READ);
         __builtin_memset(s->g, 0, sizeof(s->g));
     }
-    e->h.goid = g_field(s->g, gmon_cfg.goid_at);
-    e->startpc = g_field(s->g, gmon_cfg.startpc_at);
-    e->gopc = g_field(s->g, gmon_cfg.gopc_at);
-    e->parent_goid = gmon_cfg.has_parent_goid ? g_field(s->g, gmon_cfg.parent_goid_at) : 0;
+    e->h.goid = g_field(s->g, cfg->goid_at);
+    e->startpc = g_field(s->g, cfg->startpc_at);
+    e->gopc = g_field(s->g, cfg->gopc_at);
+    e->parent_goid = cfg->has_parent_goid ? g_field(s->g, cfg->parent_goid_at) : 0;
     e->probe_ip = ip;
     e->g = g;
     e->stack_len = 0;
     e->_pad2 = 0;
-    if (gmon_cfg.collect_stack)
+    if (gmon_settings.collect_stack)
         e->stack_len = walk_frames(ip, bp, e->stack, s->frames);
     __u64 size = sizeof(*e) - sizeof(e->stack) + (__u64)(e->stack_len & (GMON_MAX_STACK * 2 - 1)) * 8;
     if (size > sizeof(*e))
@@ -267,7 +280,8 @@ int gmon_create_rbx(struct gmon_pt_regs *ctx) { return on_create(ctx, ctx->bx); 
 SEC("uprobe")
 int gmon_create_rax(struct gmon_pt_regs *ctx) { return on_create(ctx, ctx->ax); }
 
-static __always_inline int on_exit(__u64 g) {
+static __always_inline int on_exit(void *ctx, __u64 g) {
+    __u32 exe = bpf_get_attach_cookie(ctx);
     void *ring = cpu_ring();
     struct gmon_exit_event *e = ring ? bpf_ringbuf_reserve(ring, sizeof(*e), 0) : NULL;
     if (!e) {
@@ -275,7 +289,7 @@ static __always_inline int on_exit(__u64 g) {
         return 0;
     }
     __u64 pid_tgid = bpf_get_current_pid_tgid();
-    fill_header(&e->h, GMON_EVENT_EXIT, pid_tgid, 0);
+    fill_header(&e->h, GMON_EVENT_EXIT, pid_tgid, exe, 0);
     e->g = g;
     if (gmon_lost_pending) {
         struct gmon_gkey key = { .tgid = pid_tgid >> 32, ._pad = 0, .g = g };
@@ -284,8 +298,11 @@ static __always_inline int on_exit(__u64 g) {
             e->h.flags = GMON_FLAG_CREATION_LOST;
         }
     }
-    if (gmon_cfg.exit_goid)
-        read_u64(&e->h.goid, g, gmon_cfg.g_offset + gmon_cfg.goid_at);
+    if (gmon_settings.exit_goid) {
+        struct gmon_exe_config *cfg = bpf_map_lookup_elem(&gmon_executables, &exe);
+        if (cfg)
+            read_u64(&e->h.goid, g, cfg->g_offset + cfg->goid_at);
+    }
     struct gmon_cpu_state *c = cpu_state();
     bpf_ringbuf_submit(e, wakeup_flag(ring, c));
     remember_tgid(c, pid_tgid >> 32);
@@ -294,11 +311,11 @@ static __always_inline int on_exit(__u64 g) {
 
 // At CALL runtime.mcall in runtime.goexit1 the exiting goroutine's g is in R14.
 SEC("uprobe")
-int gmon_exit(struct gmon_pt_regs *ctx) { return on_exit(ctx->r14); }
+int gmon_exit(struct gmon_pt_regs *ctx) { return on_exit(ctx, ctx->r14); }
 
 // At CALL runtime.gdestroy in runtime.coroswitch_m (a coroutine's end, on g0) it is in RAX.
 SEC("uprobe")
-int gmon_exit_rax(struct gmon_pt_regs *ctx) { return on_exit(ctx->ax); }
+int gmon_exit_rax(struct gmon_pt_regs *ctx) { return on_exit(ctx, ctx->ax); }
 
 // A traced process is gone (exit) or runs another image (exec): either way its goroutines
 // are, so gmon is told and forgets the process.
@@ -328,7 +345,7 @@ static __always_inline int end_process(__u32 type) {
         count(GMON_LOST_PROC_RINGBUF);
         return 0;
     }
-    fill_header(&e->h, type, pid_tgid, 0);
+    fill_header(&e->h, type, pid_tgid, 0, 0);
     e->g = 0;
     bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
     return 0;
@@ -348,28 +365,3 @@ int gmon_process_exit(void *ctx) {
 // (de_thread), and the new image starts with no goroutines, even when it is the same file.
 SEC("raw_tp/sched_process_exec")
 int gmon_process_exec(void *ctx) { return end_process(GMON_EVENT_PROCESS_EXEC); }
-
-// Delivery floor, for `make bench`: an empty record through the ring buffer per probe
-// hit, which gmon counts and drops: the least any tool pays that hands each event to
-// user space. Only the record's timestamp is read.
-SEC("uprobe")
-int gmon_deliver(void *ctx) {
-    void *ring = cpu_ring();
-    struct gmon_event_header *e = ring ? bpf_ringbuf_reserve(ring, sizeof(*e), 0) : NULL;
-    if (!e) {
-        count(GMON_LOST_EXIT_RINGBUF);
-        return 0;
-    }
-    e->type = 0;
-    e->flags = 0;
-    e->ktime_ns = 0;   // read only by the reader's merge: records stamped alike go ring after ring
-    bpf_ringbuf_submit(e, wakeup_flag(ring, cpu_state()));
-    return 0;
-}
-
-// Count-only programs: the floor cost of a uprobe at a site, for `make bench`.
-SEC("uprobe")
-int gmon_count_create(void *ctx) { count(GMON_COUNT_ONLY_CREATE); return 0; }
-
-SEC("uprobe")
-int gmon_count_exit(void *ctx) { count(GMON_COUNT_ONLY_EXIT); return 0; }

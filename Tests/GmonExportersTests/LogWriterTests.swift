@@ -1,5 +1,6 @@
 import Foundation
 import GmonExporters
+import GmonModel
 import GoroutineTracker
 import Testing
 
@@ -58,7 +59,8 @@ import Testing
     }
 
     let creation = Creation(pid: 7, goid: 22, g: 0xc000_0010_00, parentGoid: 1, timeNs: 5, startPC: 0, goPC: 0, stack: [])
-    let site = CreationSite(function: "main.worker", createdBy: "main.main (main.go:14)", stack: ["main.main (main.go:14)", "a \"b\"\\c"])
+    static let mainGo14 = Frame(function: "main.main", file: "/home/u/src/main.go", line: 14, inlined: false)
+    let site = CreationSite(function: "main.worker", createdBy: Self.mainGo14, stack: [Self.mainGo14, .note("a \"b\"\\c")])
 
     @Test func logfmtMatchesTheEarlierToolsLines() {
         let line = output(.logfmt) { $0.created(creation, site: site) }
@@ -107,7 +109,7 @@ import Testing
     /// thousands of lines around it that cross flushes.
     @Test func cachedSitesExtremeNumbersAndLongLines() throws {
         let longFrame = String(repeating: "pkg.F", count: 2_000) + " (x.go:1)"
-        let big = CreationSite(function: "main.big", createdBy: "main.main (main.go:1)", stack: Array(repeating: longFrame, count: 12))
+        let big = CreationSite(function: "main.big", createdBy: .note("main.main (main.go:1)"), stack: Array(repeating: .note(longFrame), count: 12))
         var c = creation
         let text = try fileOutput { w in
             for i in 0..<5_000 {

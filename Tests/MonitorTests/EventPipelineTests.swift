@@ -2,7 +2,8 @@ import CGmonEvents
 import Foundation
 import GmonExporters
 import GmonMetrics
-import GmonPipeline
+import GmonModel
+import Monitor
 import GoroutineTracker
 import Testing
 
@@ -11,7 +12,7 @@ import Testing
 @Suite struct EventPipelineTests {
     final class Resolver: SiteResolver {
         func site(for c: Creation) -> CreationSite {
-            CreationSite(function: "main.f\(c.startPC)", createdBy: "main.main (main.go:\(c.goPC))", stack: c.stack.map { "pc\($0)" })
+            CreationSite(function: "main.f\(c.startPC)", createdBy: Frame(function: "main.main", file: "main.go", line: Int(c.goPC), inlined: false), stack: c.stack.map { .note("pc\($0)") })
         }
         func forget(pid: UInt32) {}
     }

@@ -1,5 +1,4 @@
 import Foundation
-import GmonMetrics
 import Hummingbird
 import Logging
 import NIOConcurrencyHelpers
@@ -7,21 +6,28 @@ import NIOCore
 
 /// Serves /metrics and /healthz with Hummingbird on its own event loop, so
 /// scrapes and event processing never wait for each other.
-final class MetricsServer: @unchecked Sendable {
+public final class MetricsServer: @unchecked Sendable {
+    /// One line for the user: what went wrong and how to fix it.
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+        init(_ d: String) { description = d }
+    }
+
     let metrics: GoroutineMetrics
     private let attached = NIOLockedValueBox(false)
     private var task: Task<Void, Error>?
-    private(set) var boundAddress = ""
+    public private(set) var boundAddress = ""
 
-    init(metrics: GoroutineMetrics) { self.metrics = metrics }
+    public init(metrics: GoroutineMetrics) { self.metrics = metrics }
 
-    var isAttached: Bool {
+    /// /healthz answers 200 only while the probes are attached.
+    public var isAttached: Bool {
         get { attached.withLockedValue { $0 } }
         set { attached.withLockedValue { $0 = newValue } }
     }
 
     /// Binds and starts serving; throws a one-line error for a busy or bad address.
-    func start(host: String, port: Int) throws {
+    public func start(host: String, port: Int) throws {
         let router = Router()
         router.get("/metrics") { [metrics] request, _ -> Response in
             let om = Exposition.wantsOpenMetrics(accept: request.headers[.accept])
@@ -54,37 +60,37 @@ final class MetricsServer: @unchecked Sendable {
             }
         }
         if ready.wait(timeout: .now() + 10) == .timedOut {
-            throw CLIError("the metrics server on \(host):\(port) did not start within 10 s")
+            throw MetricsServer.Failure("the metrics server on \(host):\(port) did not start within 10 s")
         }
         switch outcome.withLockedValue({ $0 }) {
         case .success(let a)?: boundAddress = a
         case .failure(let e)?:
             let text = "\(e)"
             if text.contains("Address already in use") || text.contains("EADDRINUSE") {
-                throw CLIError("the metrics address \(host):\(port) is busy: another program listens there; pick another with --metrics-address HOST:PORT")
+                throw MetricsServer.Failure("the metrics address \(host):\(port) is busy: another program listens there; pick another with --metrics-address HOST:PORT")
             }
-            throw CLIError("cannot serve metrics on \(host):\(port): \(text)")
-        case nil: throw CLIError("the metrics server on \(host):\(port) did not start")
+            throw MetricsServer.Failure("cannot serve metrics on \(host):\(port): \(text)")
+        case nil: throw MetricsServer.Failure("the metrics server on \(host):\(port) did not start")
         }
     }
 
-    func stop() { task?.cancel() }
+    public func stop() { task?.cancel() }
 }
 
 /// "HOST:PORT", "[::1]:PORT" or "PORT" (loopback) → (host, port).
-func parseListenAddress(_ s: String) throws -> (String, Int) {
+public func parseListenAddress(_ s: String) throws -> (String, Int) {
     func port(_ p: Substring) throws -> Int {
-        guard let v = Int(p), (0...65535).contains(v) else { throw CLIError("metrics port \(p) is not a port number (0–65535)") }
+        guard let v = Int(p), (0...65535).contains(v) else { throw MetricsServer.Failure("metrics port \(p) is not a port number (0–65535)") }
         return v
     }
     if let v = Int(s) { return ("127.0.0.1", try port(Substring(String(v)))) }
     if s.hasPrefix("["), let close = s.firstIndex(of: "]") {
         let host = String(s[s.index(after: s.startIndex)..<close])
         let rest = s[s.index(after: close)...]
-        guard rest.hasPrefix(":") else { throw CLIError("metrics address \(s) needs a port: [HOST]:PORT") }
+        guard rest.hasPrefix(":") else { throw MetricsServer.Failure("metrics address \(s) needs a port: [HOST]:PORT") }
         return (host, try port(rest.dropFirst()))
     }
     let parts = s.split(separator: ":", omittingEmptySubsequences: false)
-    guard parts.count == 2, !parts[0].isEmpty else { throw CLIError("metrics address \(s) is not HOST:PORT (for example 127.0.0.1:5500)") }
+    guard parts.count == 2, !parts[0].isEmpty else { throw MetricsServer.Failure("metrics address \(s) is not HOST:PORT (for example 127.0.0.1:5500)") }
     return (String(parts[0]), try port(parts[1]))
 }

@@ -1,5 +1,5 @@
 import CGmonEvents
-import GoroutineTracker
+import GmonModel
 
 /// Ring buffer records → events, using the layout in gmon_events.h.
 public final class EventDecoder {
@@ -37,7 +37,7 @@ public final class EventDecoder {
             for i in 0..<n { scratch.append(raw.loadUnaligned(fromByteOffset: stackOffset + 8 * i, as: UInt64.self)) }
             return .create(Creation(pid: h.tgid, goid: h.goid, g: u64(gOffset), parentGoid: u64(parentGoidOffset), timeNs: h.ktime_ns,
                                     startPC: u64(startPCOffset), goPC: u64(goPCOffset), stack: scratch,
-                                    probeIP: u64(probeIPOffset)))
+                                    probeIP: u64(probeIPOffset), executable: ExecutableID(h.exe)))
         case UInt32(GMON_EVENT_EXIT.rawValue):
             guard raw.count >= exitSize else { return nil }
             let g = raw.loadUnaligned(fromByteOffset: headerSize, as: UInt64.self)
@@ -56,15 +56,14 @@ public final class EventDecoder {
         public let description: String
     }
 
-    /// The configuration block written into the program's .rodata before load.
-    public static func config(goid: Int, gopc: Int, startpc: Int, parentGoid: Int?, collectStack: Bool,
-                              exitGoid: Bool = false, ringBufferBytes: UInt32) throws -> [UInt8] {
+    /// Where an executable's runtime.g keeps the fields the probes read, as one window.
+    public static func executableConfig(goid: Int, gopc: Int, startpc: Int, parentGoid: Int?) throws -> gmon_exe_config {
         let fields = [goid, gopc, startpc] + (parentGoid.map { [$0] } ?? [])
         let low = fields.min()!, span = fields.max()! + 8 - low
         guard fields.allSatisfy({ $0 >= 0 && $0 % 8 == 0 }), span <= Int(GMON_G_WINDOW) else {
             throw LayoutNotReadable(description: "runtime.g offsets goid=\(goid) gopc=\(gopc) startpc=\(startpc)\(parentGoid.map { " parentGoid=\($0)" } ?? ""): each must be a multiple of 8 and all must lie within \(GMON_G_WINDOW) bytes; check the offset overrides")
         }
-        var c = gmon_config()
+        var c = gmon_exe_config()
         c.g_offset = UInt64(low)
         c.g_len = UInt32(span)
         c.goid_at = UInt32(goid - low)
@@ -72,9 +71,15 @@ public final class EventDecoder {
         c.startpc_at = UInt32(startpc - low)
         c.parent_goid_at = UInt32((parentGoid ?? low) - low)
         c.has_parent_goid = parentGoid == nil ? 0 : 1
-        c.collect_stack = collectStack ? 1 : 0
-        c.exit_goid = exitGoid ? 1 : 0
-        c.wakeup_bytes = UInt64(ringBufferBytes / 4)
-        return withUnsafeBytes(of: &c) { Array($0) }
+        return c
+    }
+
+    /// The program's settings (its .rodata).
+    public static func settings(collectStack: Bool, exitGoid: Bool = false, ringBufferBytes: UInt32) -> gmon_settings {
+        var s = gmon_settings()
+        s.collect_stack = collectStack ? 1 : 0
+        s.exit_goid = exitGoid ? 1 : 0
+        s.wakeup_bytes = UInt64(ringBufferBytes / 4)
+        return s
     }
 }

@@ -1,4 +1,5 @@
-import GmonBPF
+import GmonModel
+import GmonProbes
 import GmonExporters
 import GmonMetrics
 import GoroutineTracker

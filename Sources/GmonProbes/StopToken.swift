@@ -1,0 +1,19 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A request to stop, settable from a signal handler (one word written, nothing allocated)
+/// and polled by whoever runs long: the attach, the monitor's loop.
+public final class StopToken: @unchecked Sendable {
+    private let flag: UnsafeMutablePointer<sig_atomic_t>
+
+    public init() {
+        flag = .allocate(capacity: 1)
+        flag.initialize(to: 0)
+    }
+
+    deinit { flag.deallocate() }
+
+    public func request() { flag.pointee = 1 }
+    public var isRequested: Bool { flag.pointee != 0 }
+}

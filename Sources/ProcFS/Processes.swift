@@ -1,0 +1,80 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Processes as /proc shows them: who runs, in which state, cgroup and namespaces, and
+/// with which privileges. Each read is bounded; a process that ends meanwhile reads as nil.
+extension ProcFS {
+    /// Every process id in /proc right now (processes come and go while it is read).
+    public static func processIDs() -> [Int32] {
+        guard let dir = opendir("/proc") else { return [] }
+        defer { closedir(dir) }
+        var pids: [Int32] = []
+        while let e = readdir(dir) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if let p = Int32(name), p > 0 { pids.append(p) }
+        }
+        return pids.sorted()
+    }
+
+    /// Fields of /proc/PID/stat gmon uses.
+    public struct Stat: Sendable, Equatable {
+        /// R, S, D, T, t, Z, X, I…
+        public var state: Character
+        public var parent: Int32
+        /// Clock ticks after boot: with the pid, tells a process from a later one reusing its pid.
+        public var startTime: UInt64
+    }
+
+    public static func stat(_ pid: Int32) -> Stat? {
+        guard let text = readSmallFile("/proc/\(pid)/stat") else { return nil }
+        return parseStat(text)
+    }
+
+    /// "pid (comm) state ppid …": comm may hold spaces and ')', so fields follow the last ')'.
+    static func parseStat(_ text: String) -> Stat? {
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        let f = text[text.index(after: close)...].split(separator: " ")
+        // state is field 3 of stat(5), starttime field 22: indices 0 and 19 after comm.
+        guard f.count > 19, let state = f[0].first, let parent = Int32(f[1]), let start = UInt64(f[19]) else { return nil }
+        return Stat(state: state, parent: parent, startTime: start)
+    }
+
+    /// The process's cgroup paths, one per hierarchy ("0::/…" on cgroup v2).
+    public static func cgroups(_ pid: Int32) -> [(hierarchy: String, controllers: String, path: String)]? {
+        guard let text = readSmallFile("/proc/\(pid)/cgroup") else { return nil }
+        return parseCgroups(text)
+    }
+
+    static func parseCgroups(_ text: String) -> [(hierarchy: String, controllers: String, path: String)] {
+        text.split(separator: "\n").compactMap { line in
+            let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            return f.count == 3 ? (String(f[0]), String(f[1]), String(f[2])) : nil
+        }
+    }
+
+    /// The inode of one of the process's namespaces ("mnt", "pid", "net"…): equal inodes, same namespace.
+    public static func namespace(_ pid: Int32, _ kind: String) -> UInt64? {
+        inodeOf("/proc/\(pid)/ns/\(kind)")
+    }
+
+    /// Effective capabilities (CapEff) of a process, "self" for gmon.
+    public static func effectiveCapabilities(_ pid: String = "self") -> UInt64? {
+        guard let status = readSmallFile("/proc/\(pid)/status") else { return nil }
+        return status.split(separator: "\n").first { $0.hasPrefix("CapEff:") }
+            .flatMap { UInt64($0.dropFirst(7).trimmingPrefix(while: { $0 == " " || $0 == "\t" }), radix: 16) }
+    }
+
+    /// Capability numbers (linux/capability.h).
+    public static let capPerfmon = 38, capBPF = 39
+}
+
+private func inodeOf(_ path: String) -> UInt64? {
+    var st = stat()
+    guard stat(path, &st) == 0 else { return nil }
+    return UInt64(st.st_ino)
+}
+
+extension Substring {
+    func trimmingPrefix(while p: (Character) -> Bool) -> Substring { drop(while: p) }
+}

@@ -105,7 +105,7 @@ import TestSupport
             default: break
             }
         }
-        #expect(wrong.isEmpty, "\(wrong.prefix(5))")
+        #expect(wrong.count == 0, "\(wrong.prefix(3))")
         for v in ["1.19", "1.25.5"] {
             #expect(creations[v, default: 0] >= 50, "\(v): \(creations[v, default: 0]) creations")
             #expect(exits[v, default: 0] >= 50, "\(v): \(exits[v, default: 0]) exits")

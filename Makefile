@@ -40,7 +40,7 @@ demo: fixtures release
 bench: fixtures release floors
 	@mkdir -p .bench
 	bash -o pipefail -c 'bash scripts/bench.sh | tee .bench/overhead.txt'
-	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark --format markdown | tee ../.bench/micro.md
+	cd Benchmarks && bash -o pipefail -c '$(SWIFT) package --allow-writing-to-package-directory benchmark --format markdown | tee ../.bench/micro.md'
 
 fuzz: fixtures
 	@bash scripts/fuzz.sh long

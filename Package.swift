@@ -64,6 +64,8 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
+        // Every goroutine of a running process, read from its memory: status, wait reason, stack.
+        .target(name: "GoroutineSnapshot", dependencies: ["GmonModel", "GoBinary", "GoRuntime", "ProcFS", "Symbolization"]),
         // The event loop: rings → decoder → tracker → exporters, ticks, the order of stopping.
         .target(name: "Monitor", dependencies: ["GmonProbes", "GmonModel", "GoroutineTracker", "GmonMetrics", "GmonExporters", "LibBPF", "ProcFS",
                                                 "CGmonEvents"], swiftSettings: hotPath),
@@ -71,7 +73,7 @@ let package = Package(
         // The command line: parses arguments and wires the modules together.
         .executableTarget(name: "gmon", dependencies: [
             "GmonModel", "GoBinary", "GoRuntime", "ProcFS", "LibBPF", "GmonProbes", "GoroutineTracker", "Symbolization",
-            "GmonExporters", "GmonMetrics", "Monitor", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "GmonExporters", "GmonMetrics", "Monitor", "GoroutineSnapshot", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: hotPath),
         .executableTarget(name: "gmon-floors", dependencies: ["GmonProbeFloors", "GmonProbes", "GoBinary", "GoRuntime", "LibBPF", "ProcFS", "CGmonEvents"]),
 
@@ -87,6 +89,7 @@ let package = Package(
         .testTarget(name: "SymbolizationTests", dependencies: ["Symbolization", "GmonModel", "GoRuntime", "TestSupport"]),
         .testTarget(name: "GmonExportersTests", dependencies: ["GmonExporters", "GoroutineTracker", "GmonModel"]),
         .testTarget(name: "GmonMetricsTests", dependencies: ["GmonMetrics", "GoroutineTracker", "GmonModel"]),
+        .testTarget(name: "GoroutineSnapshotTests", dependencies: ["GoroutineSnapshot", "GmonModel", "GoRuntime", "GoBinary", "ProcFS", "TestSupport"]),
         .testTarget(name: "MonitorTests", dependencies: ["Monitor", "GoroutineTracker", "GmonExporters", "GmonMetrics", "GmonModel", "CGmonEvents"]),
         .testTarget(name: "EndToEndTests", dependencies: ["GoBinary", "TestSupport"]),
     ]

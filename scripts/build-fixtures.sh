@@ -18,7 +18,7 @@ printf '%s\n' "${toolchains[@]}" > "$OUT/toolchains"
 for tc in "${toolchains[@]}"; do
   v=${tc%%:*}; go=${tc#*:}
   mkdir -p "$OUT/$v"
-  for prog in goroutines; do
+  for prog in goroutines blocked; do
     src=testdata/fixtures/$prog
     (cd "$src" && CGO_ENABLED=0 "$go" build -o "$OUT/$v/$prog.normal" . \
       && CGO_ENABLED=0 "$go" build -ldflags='-s -w' -o "$OUT/$v/$prog.stripped" . \

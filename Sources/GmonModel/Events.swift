@@ -99,3 +99,40 @@ public protocol SiteResolver {
     /// Called when a process exits so per-process state (load address) can go.
     func forget(pid: UInt32)
 }
+
+/// A goroutine as a snapshot of its process's memory found it: what Go's own goroutine
+/// dump shows of it.
+public struct Goroutine: Sendable, Equatable {
+    public enum State: String, Sendable, Codable {
+        case idle, runnable, running, syscall, waiting, preempted, copystack, moribund, dead, enqueue, unknown
+    }
+
+    public var goid: UInt64
+    public var state: State
+    /// What Go's dump shows in brackets: the wait reason of a waiting goroutine in the
+    /// release's own words ("chan receive", "IO wait"…), otherwise the state.
+    public var status: String
+    /// How long it has waited, where the runtime knows (g.waitsince set); nil otherwise.
+    public var waitSeconds: Double?
+    /// The function it started in, as the user wrote it (compiler wrappers resolved).
+    public var function: String
+    /// The go statement that created it, as Go's dump prints it (nil for the main goroutine).
+    public var createdBy: Frame?
+    /// The goroutine that ran that go statement (Go 1.21+; nil when the release does not keep it).
+    public var parentGoid: UInt64?
+    /// Its stack, innermost first, with the frames Go's dump hides left out; empty when
+    /// not readable (see `stackNote`).
+    public var stack: [Frame]
+    /// Why there is no stack: "running" (on a thread now), or "changed while read".
+    public var stackNote: String?
+    /// Runtime goroutines Go itself leaves out of dumps (GC workers, the finalizer, …).
+    public var isSystem: Bool
+    public var lockedToThread: Bool
+
+    public init(goid: UInt64, state: State, status: String, waitSeconds: Double?, function: String, createdBy: Frame?,
+                parentGoid: UInt64?, stack: [Frame], stackNote: String?, isSystem: Bool, lockedToThread: Bool) {
+        self.goid = goid; self.state = state; self.status = status; self.waitSeconds = waitSeconds; self.function = function
+        self.createdBy = createdBy; self.parentGoid = parentGoid; self.stack = stack; self.stackNote = stackNote
+        self.isSystem = isSystem; self.lockedToThread = lockedToThread
+    }
+}

@@ -219,6 +219,15 @@ public struct PCLNTab: Sendable {
         }
     }
 
+    /// Bytes of the function's frame below its return address at `pc` (the pcsp table):
+    /// the return address sits at SP plus this. nil outside any function or table.
+    public func frameSize(at pc: UInt64) throws -> Int? {
+        guard let i = functionIndex(containing: pc) else { return nil }
+        let f = try funcOffset(i), e = try entry(i)
+        let v = try pcvalue(try data.u32(f + 16 + fieldBase), entry: e, pc: pc)
+        return v < 0 ? nil : Int(v)
+    }
+
     func pcdataOffset(_ f: Int, _ table: Int) throws -> UInt32? {
         let npcdata = Int(try data.u32(f + 28 + fieldBase))
         guard table < npcdata else { return nil }

@@ -154,6 +154,11 @@ public enum AttachPoints {
         return nil
     }
 
+    /// The globals a function's code addresses RIP-relative, in order of appearance.
+    public static func globalsReferenced(code: [UInt8], address: UInt64) throws -> [UInt64] {
+        try instructions(code: code, address: address).flatMap(\.ripTargets)
+    }
+
     /// Every `CALL rel32` in the code with its absolute target.
     public static func directCalls(code: [UInt8], address: UInt64) throws -> [(address: UInt64, target: UInt64)] {
         try instructions(code: code, address: address).compactMap { i in
@@ -169,6 +174,8 @@ public enum AttachPoints {
         let target: UInt64?
         /// A conditional or unconditional jump.
         let isJump: Bool
+        /// Addresses of RIP-relative memory operands (globals the instruction reads or writes).
+        var ripTargets: [UInt64] = []
     }
 
     /// The code's instructions, decoded with Capstone.
@@ -194,8 +201,15 @@ public enum AttachPoints {
             let x86 = detail.pointee.x86
             let target = x86.op_count == 1 && x86.operands.0.type == X86_OP_IMM ? UInt64(bitPattern: x86.operands.0.imm) : nil
             let groups = withUnsafeBytes(of: detail.pointee.groups) { Array($0.prefix(Int(detail.pointee.groups_count))) }
+            var rip: [UInt64] = []
+            withUnsafeBytes(of: x86.operands) { ops in
+                let all = ops.bindMemory(to: cs_x86_op.self)
+                for k in 0..<min(Int(x86.op_count), all.count) where all[k].type == X86_OP_MEM && all[k].mem.base == X86_REG_RIP {
+                    rip.append(insn.address &+ UInt64(insn.size) &+ UInt64(bitPattern: all[k].mem.disp))
+                }
+            }
             out.append(Instruction(address: insn.address, id: insn.id, firstByte: insn.bytes.0, target: target,
-                                   isJump: groups.contains(UInt8(X86_GRP_JUMP.rawValue))))
+                                   isJump: groups.contains(UInt8(X86_GRP_JUMP.rawValue)), ripTargets: rip))
         }
         return out
     }

@@ -103,7 +103,7 @@ public final class GoSiteResolver: SiteResolver {
 
     /// The function a goroutine starts in, as the user wrote it: for the
     /// compiler's `go f(x)` wrappers, f.
-    func entryFunction(_ pc: UInt64) -> String {
+    public func entryFunction(_ pc: UInt64) -> String {
         if let c = entryFunctionCache[pc] { return c }
         let name: String
         if let i = exe.pclntab.functionIndex(containing: pc), let n = try? exe.pclntab.name(ofFunction: i) {

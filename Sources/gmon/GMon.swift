@@ -15,7 +15,7 @@ struct GMon: ParsableCommand {
         commandName: "gmon",
         abstract: "Watch the goroutines of unmodified Go programs with eBPF.",
         version: version,
-        subcommands: [Watch.self, Inspect.self],
+        subcommands: [Watch.self, Goroutines.self, Inspect.self],
         defaultSubcommand: Watch.self)
 
     static func main() {

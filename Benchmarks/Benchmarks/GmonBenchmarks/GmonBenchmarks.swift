@@ -1,6 +1,7 @@
 import Benchmark
 import Foundation
 import GoBinary
+import GoRuntime
 import GoroutineTracker
 import CGmonEvents
 import GmonExporters

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import GmonExporters
+import GoBinary
+import GoroutineSnapshot
+import GoRuntime
+import ProcFS
+
+struct Goroutines: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "goroutines",
+        abstract: "Print every goroutine of a running Go process, read from its memory (no BPF; the process is never stopped).")
+
+    @Option(name: [.customLong("pid"), .customLong("pid", withSingleDash: true)], help: "The Go process to read.")
+    var pid: Int32
+
+    @Flag(name: .customLong("each"), help: "One entry per goroutine, like Go's debug=2 dump (default: groups of identical stacks, largest first).")
+    var each = false
+
+    @Flag(name: .customLong("json"), help: "JSON (schema in the README).")
+    var json = false
+
+    @Flag(name: .customLong("system"), help: "Include the runtime's own goroutines (GC workers, finalizer…), which Go's dumps leave out.")
+    var system = false
+
+    func validate() throws {
+        if pid <= 0 { throw ValidationError("--pid \(pid) is not a process id") }
+        if each && json { throw ValidationError("--each and --json do not go together: pick one") }
+    }
+
+    func run() throws {
+        if geteuid() != 0, (ProcFS.effectiveCapabilities() ?? 0) & (1 << 19) == 0 {   // CAP_SYS_PTRACE
+            throw CLIError("gmon goroutines needs root (or CAP_SYS_PTRACE) to read process \(pid)'s memory: run it with sudo")
+        }
+        let file = try openExecutable(pid: pid, path: nil)
+        let exe = try loadExecutable(file.kernelPath, shownAs: "process \(pid) (\(file.displayPath))")
+        let snap: GoroutineReader.Snapshot
+        do {
+            snap = try GoroutineReader(pid: pid, exe: exe, file: file.identity).snapshot()
+        } catch let f as GoroutineReader.Failure {
+            throw CLIError("process \(pid) (\(file.displayPath)): \(f)")
+        } catch let f as ProcessMemory.Failure {
+            throw CLIError(f.description)
+        }
+        let shown = snap.goroutines.filter { system || !$0.isSystem }
+        if json {
+            print(GoroutineDump.json(pid: pid, goVersion: snap.goVersion, goroutines: shown, dead: snap.dead, unreadable: snap.unreadable))
+            return
+        }
+        let hidden = snap.goroutines.count - shown.count
+        print("process \(pid) (\(file.displayPath), \(snap.goVersion)): \(shown.count) goroutines"
+              + (hidden > 0 ? " (and \(hidden) of the runtime's own, shown with --system)" : "")
+              + (snap.unreadable > 0 ? "; \(snap.unreadable) g's changed while read and were left out" : "") + "\n")
+        print(each ? GoroutineDump.each(shown) : GoroutineDump.grouped(shown), terminator: "")
+    }
+}

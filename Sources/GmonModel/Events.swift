@@ -104,7 +104,7 @@ public protocol SiteResolver {
 /// dump shows of it.
 public struct Goroutine: Sendable, Equatable {
     public enum State: String, Sendable, Codable {
-        case idle, runnable, running, syscall, waiting, preempted, copystack, moribund, dead, enqueue, unknown
+        case idle, runnable, running, syscall, waiting, preempted, copystack, moribund, dead, enqueue, leaked, unknown
     }
 
     public var goid: UInt64

@@ -76,7 +76,7 @@ extension FrameRules {
 
     /// The status Go's dump shows for a g status (runtime2.go gStatusStrings), the scan bit removed.
     public static func statusName(_ status: UInt32) -> String {
-        let names = ["idle", "runnable", "running", "syscall", "waiting", "moribund", "dead", "enqueue", "copystack", "preempted"]
+        let names = ["idle", "runnable", "running", "syscall", "waiting", "", "dead", "", "copystack", "preempted", "leaked", "waiting for cgo callback"]
         return Int(status) < names.count ? names[Int(status)] : "???"
     }
 }

@@ -42,7 +42,10 @@ public struct GoroutineLayout: Sendable, Equatable {
                             lockedM: lockedM, gopc: gopc, startpc: startpc, parentGoid: parentGoid, gSize: gSize, source: .table)
         }
         return [
+            17: row(goid: 152, gopc: 296, startpc: 312, parentGoid: nil, gSize: 392, status: 144, lockedM: 232, newGobuf: false),
+            18: row(goid: 152, gopc: 296, startpc: 312, parentGoid: nil, gSize: 392, status: 144, lockedM: 232, newGobuf: false),
             19: row(goid: 152, gopc: 296, startpc: 312, parentGoid: nil, gSize: 392, status: 144, lockedM: 232, newGobuf: false),
+            20: row(goid: 152, gopc: 296, startpc: 312, parentGoid: nil, gSize: 392, status: 144, lockedM: 232, newGobuf: false),
             21: row(goid: 152, gopc: 280, startpc: 296, parentGoid: 272, gSize: 408, status: 144, lockedM: 208, newGobuf: false),
             22: row(goid: 152, gopc: 280, startpc: 296, parentGoid: 272, gSize: 424, status: 144, lockedM: 208, newGobuf: false),
             23: row(goid: 160, gopc: 288, startpc: 304, parentGoid: 280, gSize: 432, status: 152, lockedM: 216, newGobuf: false),

@@ -1,15 +1,16 @@
 /// Go's own words for why a goroutine waits (runtime.waitReasonStrings), indexed by
 /// g.waitreason, per minor release. Read from the runtime.waitReasonStrings symbol of real
 /// binaries built by each toolchain of the test matrix (the tests re-check every table
-/// against the binary); 1.17, 1.18 and 1.20, which have no toolchain here, from their
-/// runtime2.go. Go 1.26 regrouped the reasons (the ones a goroutine-leak detector may
-/// flag come last), so the indices differ from release to release.
+/// against the binary); 1.17, 1.18 and 1.20, which have no toolchain here, read from their
+/// runtime2.go: 1.17 and 1.18 have 1.19's reasons, 1.20 has 1.21's. Reasons are only ever
+/// appended within a minor release (1.23.4 added index 37), inserted between releases
+/// (1.20, 1.24, 1.25), and 1.26 renumbered them all: hence a table per release.
 public enum WaitReasons {
     public static func table(release: (major: Int, minor: Int)?) -> [String]? {
         guard let r = release, r.major == 1 else { return nil }
         switch r.minor {
-        case 19: return table0
-        case 21: return table1
+        case 17, 18, 19: return table0
+        case 20, 21: return table1
         case 22: return table2
         case 23: return table3
         case 24: return table4
@@ -19,7 +20,7 @@ public enum WaitReasons {
         }
     }
 
-    /// Go 1.19.
+    /// Go 1.17, 1.18, 1.19.
     static let table0: [String] = [
         "", "GC assist marking", "IO wait", "chan receive (nil chan)", "chan send (nil chan)", "dumping heap",
         "garbage collection", "garbage collection scan", "panicwait", "select", "select (no cases)", "GC assist wait",
@@ -28,7 +29,7 @@ public enum WaitReasons {
         "preempted", "debug call",
     ]
 
-    /// Go 1.21.
+    /// Go 1.20, 1.21.
     static let table1: [String] = [
         "", "GC assist marking", "IO wait", "chan receive (nil chan)", "chan send (nil chan)", "dumping heap",
         "garbage collection", "garbage collection scan", "panicwait", "select", "select (no cases)", "GC assist wait",

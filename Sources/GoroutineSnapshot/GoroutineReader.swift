@@ -158,19 +158,24 @@ public final class GoroutineReader {
         func u64(_ o: Int) -> UInt64 { g.loadUnaligned(fromByteOffset: o, as: UInt64.self) }
         let rawStatus = g.loadUnaligned(fromByteOffset: layout.atomicStatus, as: UInt32.self)
         let status = rawStatus & ~0x1000   // the GC's scan bit
-        if status == 6 { return .dead }
-        // Idle: just allocated, not yet started; above 9: not a status of any release.
-        guard status != 0, status <= 9 else { return .invalid }
+        // Dead, or (Go 1.26+) dead and lent to a cgo callback's thread: kept for reuse.
+        if status == 6 || status == 11 { return .dead }
+        // Idle: just allocated, not yet started; above 10: not a status of any release.
+        guard status != 0, status <= 10 else { return .invalid }
         let goid = u64(layout.goid)
         let lo = u64(layout.stackLo), hi = u64(layout.stackHi)
         let startPC = u64(layout.startpc), goPC = u64(layout.gopc)
         guard goid > 0, goid < 1 << 48, lo < hi, hi - lo <= 1 << 30,
               textRange.contains(startPC &- bias) else { return .invalid }
-        let state: Goroutine.State = [.idle, .runnable, .running, .syscall, .waiting, .moribund, .dead, .enqueue, .copystack, .preempted][Int(status)]
+        let state: Goroutine.State = [.idle, .runnable, .running, .syscall, .waiting, .moribund, .dead, .enqueue, .copystack, .preempted,
+                                      .leaked][Int(status)]
         var statusText = FrameRules.statusName(status)
-        if state == .waiting {
+        if state == .waiting || state == .leaked {
+            // Go's words: the wait reason when there is one ("unknown wait reason" past the table).
             let r = Int(g.load(fromByteOffset: layout.waitReason, as: UInt8.self))
-            if r != 0 { statusText = r < reasons.count ? reasons[r] : "???" }
+            if r != 0 { statusText = r < reasons.count ? reasons[r] : "unknown wait reason" }
+            // Go 1.26+: found leaked by the GC's leak detector.
+            if state == .leaked { statusText += " (leaked)" }
         }
         var waitSeconds: Double?
         if state == .waiting || state == .syscall {
@@ -185,7 +190,8 @@ public final class GoroutineReader {
         switch state {
         case .running:
             note = "running"
-        case .syscall:
+        case _ where state == .syscall || u64(layout.syscallSP) != 0:
+            // In a system call (or stopped in one's entry or exit): where it entered it, as Go's traceback starts.
             (stack, note) = unwind(pc: u64(layout.syscallPC), sp: u64(layout.syscallSP), lo: lo, hi: hi)
         default:
             (stack, note) = unwind(pc: u64(layout.schedPC), sp: u64(layout.schedSP), lo: lo, hi: hi)

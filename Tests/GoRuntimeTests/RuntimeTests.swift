@@ -68,3 +68,53 @@ import GoBinary
         }
     }
 }
+
+/// The snapshot's per-release tables against what each release's binaries say.
+@Suite struct SnapshotTablesTests {
+    /// runtime.g's layout for snapshots: the table row equals the DWARF of every release.
+    @Test(arguments: Fixtures.toolchains)
+    func goroutineLayoutTableMatchesDWARF(_ t: Fixtures.Toolchain) throws {
+        let normal = try GoExecutable(path: Fixtures.binary(t.version, "normal"))
+        var fromDWARF = try #require(try GoroutineLayout.fromDWARF(normal.elf))
+        let fromTable = try #require(GoroutineLayout.fromTable(release: normal.buildInfo.release))
+        #expect(fromDWARF.source == .dwarf)
+        fromDWARF.source = .table
+        #expect(fromDWARF == fromTable)
+        let stripped = try GoExecutable(path: Fixtures.binary(t.version, "stripped"))
+        #expect(try stripped.goroutineLayout() == fromTable)
+    }
+
+    /// The wait reasons equal runtime.waitReasonStrings of each release's binary, index by index.
+    @Test(arguments: Fixtures.toolchains)
+    func waitReasonsMatchTheBinary(_ t: Fixtures.Toolchain) throws {
+        let path = Fixtures.binary(t.version, "normal")
+        let exe = try GoExecutable(path: path)
+        let nm = try run(t.go, ["tool", "nm", "-size", path])
+        let line = try #require(nm.split(separator: "\n").first { $0.hasSuffix(" runtime.waitReasonStrings") })
+        let f = line.split(separator: " ", omittingEmptySubsequences: true)
+        let (address, size) = (UInt64(f[0], radix: 16)!, Int(f[1])!)
+        var fromBinary: [String] = []
+        for i in 0..<(size / 16) {
+            let p = try exe.elf.pointer(at: address + UInt64(16 * i))
+            let n = Int(try exe.elf.pointer(at: address + UInt64(16 * i + 8)))
+            let off = try #require(n == 0 ? 0 : exe.elf.fileOffset(ofAddress: p))
+            fromBinary.append(n == 0 ? "" : String(decoding: try exe.elf.data.slice(off, n), as: UTF8.self))
+        }
+        #expect(WaitReasons.table(release: exe.buildInfo.release) == fromBinary)
+    }
+
+    /// Stripped, runtime.allgs is found among the globals runtime.allgadd addresses.
+    @Test(arguments: Fixtures.toolchains)
+    func allgsIsAmongTheCandidatesOfAStrippedBuild(_ t: Fixtures.Toolchain) throws {
+        let normal = try GoExecutable(path: Fixtures.binary(t.version, "normal"))
+        let symbol = try normal.allGoroutinesLocation()
+        #expect(symbol.fromSymbols && symbol.candidates.count == 1)
+        let stripped = try GoExecutable(path: Fixtures.binary(t.version, "stripped"))
+        let found = try stripped.allGoroutinesLocation()
+        #expect(!found.fromSymbols && !found.candidates.isEmpty && found.candidates.count <= 8)
+        // Normal and stripped builds differ in layout: check the method on the normal build's code.
+        let f = try normal.functionEntry("runtime.allgadd")
+        let globals = try AttachPoints.globalsReferenced(code: Array(try normal.code(from: f.entry, to: f.end)), address: f.entry)
+        #expect(globals.contains(symbol.candidates[0]), "\(t.version): allgadd does not address runtime.allgs")
+    }
+}

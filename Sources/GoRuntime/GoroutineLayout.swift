@@ -2,7 +2,7 @@ import GoBinary
 
 /// Where runtime.g keeps what a goroutine snapshot reads (byte offsets in the g), from
 /// DWARF when the binary has it, else from the per-release table below.
-public struct GoroutineLayout: Sendable, Equatable {
+public struct GoroutineLayout: Sendable, Equatable, Codable {
     public var stackLo = 0, stackHi = 8
     /// g.m: non-nil while the goroutine runs on a thread.
     public var m = 48

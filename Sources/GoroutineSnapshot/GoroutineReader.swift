@@ -39,18 +39,20 @@ public final class GoroutineReader {
     public static let maxGoroutines = 1 << 26
 
     /// `exe`: parsed from the file the process runs (/proc/PID/exe), never from a path.
-    public init(pid: Int32, exe: GoExecutable, file: FileIdentity?) throws {
+    /// `layout`: runtime.g's offsets for a release gmon has no table of and whose binary has
+    /// no DWARF (`gmon inspect --json` of a build of that release with DWARF prints them).
+    public init(pid: Int32, exe: GoExecutable, file: FileIdentity?, layout override: GoroutineLayout? = nil) throws {
         self.pid = pid
         self.exe = exe
-        do {
-            layout = try exe.goroutineLayout()
-        } catch let e as GoBinaryError {
-            throw Failure("\(e)")
+        if let override {
+            layout = override
+        } else if let l = try? exe.goroutineLayout() {
+            layout = l
+        } else {
+            throw Failure("built by \(exe.goVersion), a Go release whose runtime.g layout gmon does not know, and the binary has no DWARF: pass --layout FILE, the JSON that `gmon inspect --json` prints for a build of the same release with DWARF")
         }
-        guard let r = WaitReasons.table(release: exe.buildInfo.release) else {
-            throw Failure("built by \(exe.goVersion), a Go release whose wait reasons gmon does not know; gmon reads goroutines of Go 1.17 to 1.27")
-        }
-        reasons = r
+        // A release without a table (read with --layout): waiting goroutines show the reason's number.
+        reasons = WaitReasons.table(release: exe.buildInfo.release) ?? []
         location = try exe.allGoroutinesLocation()
         memory = try ProcessMemory(pid: pid)
         resolver = GoSiteResolver(exe: exe, file: file)
@@ -173,7 +175,7 @@ public final class GoroutineReader {
         if state == .waiting || state == .leaked {
             // Go's words: the wait reason when there is one ("unknown wait reason" past the table).
             let r = Int(g.load(fromByteOffset: layout.waitReason, as: UInt8.self))
-            if r != 0 { statusText = r < reasons.count ? reasons[r] : "unknown wait reason" }
+            if r != 0 { statusText = r < reasons.count ? reasons[r] : reasons.isEmpty ? "waiting (reason \(r))" : "unknown wait reason" }
             // Go 1.26+: found leaked by the GC's leak detector.
             if state == .leaked { statusText += " (leaked)" }
         }

@@ -23,6 +23,9 @@ struct Goroutines: ParsableCommand {
     @Flag(name: .customLong("system"), help: "Include the runtime's own goroutines (GC workers, finalizer…), which Go's dumps leave out.")
     var system = false
 
+    @Option(name: .customLong("layout"), help: "runtime.g's offsets for a Go release gmon does not know, when the binary has no DWARF: the JSON `gmon inspect --json` prints for a build of that release with DWARF.")
+    var layoutFile: String?
+
     func validate() throws {
         if pid <= 0 { throw ValidationError("--pid \(pid) is not a process id") }
         if each && json { throw ValidationError("--each and --json do not go together: pick one") }
@@ -34,9 +37,10 @@ struct Goroutines: ParsableCommand {
         }
         let file = try openExecutable(pid: pid, path: nil)
         let exe = try loadExecutable(file.kernelPath, shownAs: "process \(pid) (\(file.displayPath))")
+        let override = try layoutFile.map(Self.readLayout)
         let snap: GoroutineReader.Snapshot
         do {
-            snap = try GoroutineReader(pid: pid, exe: exe, file: file.identity).snapshot()
+            snap = try GoroutineReader(pid: pid, exe: exe, file: file.identity, layout: override).snapshot()
         } catch let f as GoroutineReader.Failure {
             throw CLIError("process \(pid) (\(file.displayPath)): \(f)")
         } catch let f as ProcessMemory.Failure {
@@ -52,5 +56,17 @@ struct Goroutines: ParsableCommand {
               + (hidden > 0 ? " (and \(hidden) of the runtime's own, shown with --system)" : "")
               + (snap.unreadable > 0 ? "; \(snap.unreadable) g's changed while read and were left out" : "") + "\n")
         print(each ? GoroutineDump.each(shown) : GoroutineDump.grouped(shown), terminator: "")
+    }
+
+    /// The `goroutineLayout` of `gmon inspect --json`'s output (or that object alone).
+    static func readLayout(_ path: String) throws -> GoroutineLayout {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CLIError("--layout \(path): cannot read the file")
+        }
+        struct Inspected: Decodable { let goroutineLayout: GoroutineLayout? }
+        if let l = (try? JSONDecoder().decode(Inspected.self, from: data))?.goroutineLayout { return l }
+        do { return try JSONDecoder().decode(GoroutineLayout.self, from: data) } catch {
+            throw CLIError("--layout \(path): not the JSON of `gmon inspect --json` (a goroutineLayout object): \(error)")
+        }
     }
 }

@@ -87,6 +87,8 @@ struct InspectReport: Encodable {
     var pie: Bool, stripped: Bool, dwarf: Bool, functions: Int, pclntabFormat: String
     var creationProbe: Probe, exitProbe: Probe, otherCreationProbes: [Probe], otherExitProbes: [Probe], warnings: [String]
     var runtimeG: Offsets
+    /// What `gmon goroutines --layout FILE` takes for a release gmon does not know (nil when unknown here too).
+    var goroutineLayout: GoroutineLayout?
     var pcs: [Symbolized]
 
     init(exe: GoExecutable, layout: RuntimeLayout, plan: AttachPlan, pcs: [Symbolized]) {
@@ -102,6 +104,7 @@ struct InspectReport: Encodable {
         creationProbe = probe(plan.creation); exitProbe = probe(plan.exit); warnings = plan.warnings
         otherCreationProbes = plan.otherCreations.map(probe); otherExitProbes = plan.otherExits.map(probe)
         runtimeG = Offsets(goid: layout.goid, gopc: layout.gopc, startpc: layout.startpc, parentGoid: layout.parentGoid, size: layout.gSize, source: layout.source.rawValue)
+        goroutineLayout = try? exe.goroutineLayout()
         self.pcs = pcs
     }
 

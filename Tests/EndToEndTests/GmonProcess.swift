@@ -111,6 +111,17 @@ final class FixtureProcess {
         return text
     }
 
+    /// Reads stdout until it has a line starting with `prefix`.
+    func waitForLine(prefix: String) -> String {
+        var text = ""
+        while !text.split(separator: "\n").contains(where: { $0.hasPrefix(prefix) }) || !text.hasSuffix("\n") {
+            let d = out.fileHandleForReading.availableData
+            if d.isEmpty { break }
+            text += String(decoding: d, as: UTF8.self)
+        }
+        return text
+    }
+
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
     }

@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C libraries, through pkg-config-less module maps.
@@ -66,6 +67,9 @@ let package = Package(
         ]),
         // Every goroutine of a running process, read from its memory: status, wait reason, stack.
         .target(name: "GoroutineSnapshot", dependencies: ["GmonModel", "GoBinary", "GoRuntime", "ProcFS", "Symbolization"]),
+        // Goroutine profiles in pprof's format: types generated once from proto/profile.proto, committed.
+        .target(name: "PprofExport", dependencies: ["GmonModel", "CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["proto"]),
         // The event loop: rings → decoder → tracker → exporters, ticks, the order of stopping.
         .target(name: "Monitor", dependencies: ["GmonProbes", "GmonModel", "GoroutineTracker", "GmonMetrics", "GmonExporters", "LibBPF", "ProcFS",
                                                 "CGmonEvents"], swiftSettings: hotPath),
@@ -73,7 +77,7 @@ let package = Package(
         // The command line: parses arguments and wires the modules together.
         .executableTarget(name: "gmon", dependencies: [
             "GmonModel", "GoBinary", "GoRuntime", "ProcFS", "LibBPF", "GmonProbes", "GoroutineTracker", "Symbolization",
-            "GmonExporters", "GmonMetrics", "Monitor", "GoroutineSnapshot", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "GmonExporters", "GmonMetrics", "Monitor", "GoroutineSnapshot", "PprofExport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: hotPath),
         .executableTarget(name: "gmon-floors", dependencies: ["GmonProbeFloors", "GmonProbes", "GoBinary", "GoRuntime", "LibBPF", "ProcFS", "CGmonEvents"]),
 
@@ -90,6 +94,7 @@ let package = Package(
         .testTarget(name: "GmonExportersTests", dependencies: ["GmonExporters", "GoroutineTracker", "GmonModel"]),
         .testTarget(name: "GmonMetricsTests", dependencies: ["GmonMetrics", "GoroutineTracker", "GmonModel"]),
         .testTarget(name: "GoroutineSnapshotTests", dependencies: ["GoroutineSnapshot", "GmonModel", "GoRuntime", "GoBinary", "ProcFS", "TestSupport"]),
+        .testTarget(name: "PprofExportTests", dependencies: ["PprofExport", "GmonModel", "TestSupport"]),
         .testTarget(name: "MonitorTests", dependencies: ["Monitor", "GoroutineTracker", "GmonExporters", "GmonMetrics", "GmonModel", "CGmonEvents"]),
         .testTarget(name: "EndToEndTests", dependencies: ["GoBinary", "TestSupport"]),
     ]

@@ -4,6 +4,7 @@ import GmonExporters
 import GoBinary
 import GoroutineSnapshot
 import GoRuntime
+import PprofExport
 import ProcFS
 
 struct Goroutines: ParsableCommand {
@@ -19,6 +20,9 @@ struct Goroutines: ParsableCommand {
 
     @Flag(name: .customLong("json"), help: "JSON (schema in the README).")
     var json = false
+
+    @Option(name: .customLong("pprof"), help: "Also write a goroutine profile in pprof's format (gzipped protobuf) to this file, for go tool pprof.")
+    var pprofFile: String?
 
     @Flag(name: .customLong("system"), help: "Include the runtime's own goroutines (GC workers, finalizer…), which Go's dumps leave out.")
     var system = false
@@ -47,6 +51,12 @@ struct Goroutines: ParsableCommand {
             throw CLIError(f.description)
         }
         let shown = snap.goroutines.filter { system || !$0.isSystem }
+        if let pprofFile {
+            let bytes = try GoroutineProfile.encode(shown, executable: file.displayPath, timeNanos: Int64(Date().timeIntervalSince1970 * 1e9))
+            guard FileManager.default.createFile(atPath: pprofFile, contents: Data(bytes)) else {
+                throw CLIError("--pprof \(pprofFile): cannot write the file")
+            }
+        }
         if json {
             print(GoroutineDump.json(pid: pid, goVersion: snap.goVersion, goroutines: shown, dead: snap.dead, unreadable: snap.unreadable))
             return

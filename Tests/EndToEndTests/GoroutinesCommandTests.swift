@@ -40,6 +40,9 @@ extension EndToEnd {
             let grouped = try run(GmonProcess.executable, ["goroutines", "--pid", pid])
             let each = try run(GmonProcess.executable, ["goroutines", "--pid", pid, "--each"])
             let withSystem = try Self.json(try run(GmonProcess.executable, ["goroutines", "--pid", pid, "--json", "--system"]))
+            let profile = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-\(UUID().uuidString).pb.gz").path
+            defer { try? FileManager.default.removeItem(atPath: profile) }
+            _ = try run(GmonProcess.executable, ["goroutines", "--pid", pid, "--pprof", profile])
             let dump = Self.dumpStatuses(f)
             f.send("")
             f.send("")
@@ -69,6 +72,12 @@ extension EndToEnd {
                 #expect(each.contains("goroutine \(goid) [\(status)"), "no entry for goroutine \(goid) [\(status)] in --each")
             }
             #expect(each.contains("created by main.main"))
+            // Go's pprof reads the profile: as many goroutines as the program has, its stacks.
+            let go = try #require(Fixtures.toolchains.last?.go)
+            let top = try run(go, ["tool", "pprof", "-top", profile])
+            #expect(top.contains("of \(dump.count) total"), "\(top)")
+            let traces = try run(go, ["tool", "pprof", "-traces", profile])
+            #expect(traces.contains("main.selectForever") && traces.contains("status:  select"), "\(traces)")
         }
 
         /// A program creating and ending goroutines at full speed: every snapshot ends, quickly,

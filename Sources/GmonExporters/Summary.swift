@@ -29,17 +29,23 @@ public struct Summary {
 
     /// A row of the summary: the sites it shows as one (stacks that differ only below what
     /// is shown are one row, their counts added up).
+    /// Goroutines that existed when gmon attached have a row of their own (their lifetimes unknown).
     struct Row {
-        let function: String, createdBy: String
-        var created: UInt64 = 0, exited: UInt64 = 0, live: UInt64 = 0, lifetimeSumNs: UInt64 = 0
+        let function: String, createdBy: String, preexisting: Bool
+        var created: UInt64 = 0, exited: UInt64 = 0, live: UInt64 = 0, lifetimeSumNs: UInt64 = 0, existing: UInt64 = 0
     }
 
     static func rows(_ tracker: Tracker) -> [Row] {
         var rows: [Row] = []
         var index: [[String]: Int] = [:]
         for st in tracker.sites {
-            let key = [st.site.function, st.site.createdBy.description]
-            let i = index[key] ?? { rows.append(Row(function: key[0], createdBy: key[1])); index[key] = rows.count - 1; return rows.count - 1 }()
+            let key = [st.site.function, st.site.createdBy.description, st.isPreexisting ? "pre" : ""]
+            let i = index[key] ?? {
+                rows.append(Row(function: key[0], createdBy: key[1], preexisting: st.isPreexisting))
+                index[key] = rows.count - 1
+                return rows.count - 1
+            }()
+            rows[i].existing += st.preexisting
             rows[i].created += st.created
             rows[i].exited += st.exited
             rows[i].live += st.live
@@ -49,13 +55,14 @@ public struct Summary {
     }
 
     public static func render(tracker: Tracker, losses: Losses, maxRows: Int = 15) -> String {
-        let rows = Self.rows(tracker).sorted { ($0.created, $0.createdBy) > ($1.created, $1.createdBy) }
-        var out = ["gmon summary: \(rows.reduce(0) { $0 + $1.created }) goroutines created, \(rows.reduce(0) { $0 + $1.exited }) exited, \(tracker.liveCount) still live, \(tracker.unpairedExits) exits of goroutines created before gmon attached\(tracker.exitsOfLostCreations > 0 ? ", \(tracker.exitsOfLostCreations) exits of goroutines whose creation was lost" : "")\(tracker.exitsLost > 0 ? ", \(tracker.exitsLost) goroutines closed when their g was reused (exit lost)" : "")"]
+        let rows = Self.rows(tracker).sorted { ($0.created + $0.existing, $0.createdBy) > ($1.created + $1.existing, $1.createdBy) }
+        let existing = tracker.preexistingTotal
+        var out = ["gmon summary: \(rows.reduce(0) { $0 + $1.created }) goroutines created\(existing > 0 ? " (and \(existing) already running when gmon attached)" : ""), \(rows.reduce(0) { $0 + $1.exited }) exited, \(tracker.liveCount) still live, \(tracker.unpairedExits) exits of goroutines created before gmon attached\(tracker.exitsOfLostCreations > 0 ? ", \(tracker.exitsOfLostCreations) exits of goroutines whose creation was lost" : "")\(tracker.exitsLost > 0 ? ", \(tracker.exitsLost) goroutines closed when their g was reused (exit lost)" : "")"]
         out.append(pad("CREATED", 9) + pad("EXITED", 9) + pad("LIVE", 8) + pad("AVG LIFE", 11) + "FUNCTION  <-  CREATED BY")
         for r in rows.prefix(maxRows) {
-            let avg = r.exited > 0 ? formatDuration(r.lifetimeSumNs / r.exited) : "-"
-            out.append(pad(String(r.created), 9) + pad(String(r.exited), 9) + pad(String(r.live), 8) + pad(avg, 11)
-                       + "\(r.function)  <-  \(r.createdBy)")
+            let avg = r.exited > 0 && !r.preexisting ? formatDuration(r.lifetimeSumNs / r.exited) : "-"
+            out.append(pad(r.preexisting ? "(\(r.existing))" : String(r.created), 9) + pad(String(r.exited), 9) + pad(String(r.live), 8) + pad(avg, 11)
+                       + "\(r.function)  <-  \(r.createdBy)\(r.preexisting ? "  (running when gmon attached)" : "")")
         }
         if rows.count > maxRows { out.append("… and \(rows.count - maxRows) more creation sites") }
         let rb = losses.ringBufferFull

@@ -128,6 +128,17 @@ public final class GoroutineMetrics: @unchecked Sendable {
         series.exited(site(index, s()), lifetimeSeconds: Double(lifetimeNs) / 1e9)
     }
 
+    /// A goroutine that existed when gmon attached (read from memory): live, not created.
+    public func preexisting(site index: Int32, _ s: @autoclosure () -> CreationSite) {
+        series.closed(site(index, s()), -1)
+    }
+
+    /// The exit of a goroutine that existed when gmon attached: counted, its lifetime unknown.
+    public func exitedPreexisting(site index: Int32, _ s: @autoclosure () -> CreationSite) {
+        pendingExitEvents += 1
+        series.exitedWithoutLifetime(site(index, s()))
+    }
+
     /// A goroutine of this site was found live on a reused g: its exit was lost (and
     /// counted as lost by the kernel side); it is no longer live.
     public func exitLost(site index: Int32, _ s: @autoclosure () -> CreationSite) {

@@ -84,6 +84,8 @@ final class SiteSeries: @unchecked Sendable {
     /// Goroutines of the series that ended without an exit (their process ended, or their exit was lost).
     func closed(_ s: Series, _ n: Int64) { touch(s); s.pendingLive -= n }
 
+    func exitedWithoutLifetime(_ s: Series) { touch(s); s.pendingExited += 1 }
+
     func publish() {
         guard !dirty.isEmpty else { return }
         pthread_mutex_lock(&lock)

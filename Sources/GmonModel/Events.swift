@@ -128,6 +128,11 @@ public struct Goroutine: Sendable, Equatable {
     /// Runtime goroutines Go itself leaves out of dumps (GC workers, the finalizer, …).
     public var isSystem: Bool
     public var lockedToThread: Bool
+    /// Run-time addresses, as the probes report them: the runtime.g (what its exit names),
+    /// its entry (g.startpc) and its go statement (g.gopc).
+    public var gAddress: UInt64 = 0, startPC: UInt64 = 0, goPC: UInt64 = 0
+    /// CLOCK_MONOTONIC just before its g was read: it was live then.
+    public var seenAtNs: UInt64 = 0
 
     public init(goid: UInt64, state: State, status: String, waitSeconds: Double?, function: String, createdBy: Frame?,
                 parentGoid: UInt64?, stack: [Frame], stackNote: String?, isSystem: Bool, lockedToThread: Bool) {

@@ -89,12 +89,14 @@ public final class GoroutineReader {
         var snap = Snapshot(pid: pid, goVersion: exe.goVersion, takenAtNs: now, goroutines: [])
         snap.goroutines.reserveCapacity(gs.count)
         let size = layout.readSize
-        forEachG(gs, size: size) { address, bytes in
+        forEachG(gs, size: size) { address, bytes, readAt in
             guard let bytes else { snap.unreadable += 1; return }
             switch goroutine(at: address, bytes, now: now) {
             case .dead: snap.dead += 1
             case .invalid: snap.unreadable += 1
-            case .goroutine(let g): snap.goroutines.append(g)
+            case .goroutine(var g):
+                g.seenAtNs = readAt
+                snap.goroutines.append(g)
             }
         }
         return snap
@@ -124,7 +126,8 @@ public final class GoroutineReader {
 
     /// Reads each g (`size` bytes), in address order, many g's per read: g's are heap objects
     /// of one size class and lie next to each other.
-    func forEachG(_ gs: [UInt64], size: Int, _ body: (UInt64, UnsafeRawBufferPointer?) -> Void) {
+    /// `body` gets each g's address, its bytes (nil: unreadable) and the time just before they were read.
+    func forEachG(_ gs: [UInt64], size: Int, _ body: (UInt64, UnsafeRawBufferPointer?, UInt64) -> Void) {
         let sorted = gs.filter { $0 != 0 && $0 % 8 == 0 }.sorted()
         let window = 1 << 18
         var buffer = [UInt8](repeating: 0, count: window)
@@ -135,16 +138,18 @@ public final class GoroutineReader {
                 var j = i
                 while j + 1 < sorted.count, sorted[j + 1] &+ UInt64(size) <= start &+ UInt64(window), sorted[j + 1] >= sorted[j] { j += 1 }
                 let length = Int(sorted[j] - start) + size
+                let readAt = monotonicNanoseconds()
                 if memory.read(start, into: UnsafeMutableRawBufferPointer(rebasing: buf[0..<length])) {
                     for k in i...j {
                         let o = Int(sorted[k] - start)
-                        body(sorted[k], UnsafeRawBufferPointer(rebasing: buf[o..<(o + size)]))
+                        body(sorted[k], UnsafeRawBufferPointer(rebasing: buf[o..<(o + size)]), readAt)
                     }
                 } else {
                     // Part of the window is unmapped: each g on its own.
                     for k in i...j {
+                        let at = monotonicNanoseconds()
                         let ok = memory.read(sorted[k], into: UnsafeMutableRawBufferPointer(rebasing: buf[0..<size]))
-                        body(sorted[k], ok ? UnsafeRawBufferPointer(rebasing: buf[0..<size]) : nil)
+                        body(sorted[k], ok ? UnsafeRawBufferPointer(rebasing: buf[0..<size]) : nil, at)
                     }
                 }
                 i = j + 1
@@ -209,12 +214,16 @@ public final class GoroutineReader {
             }
             if !same { stack = []; note = "changed while read" }
         }
-        return .goroutine(Goroutine(
+        var out = Goroutine(
             goid: goid, state: state, status: statusText, waitSeconds: waitSeconds, function: function,
             createdBy: goid == 1 ? nil : createdBy(goPC),
             parentGoid: parent.flatMap { $0 == 0 ? nil : $0 }, stack: stack, stackNote: note,
             isSystem: FrameRules.isSystemGoroutine(startFunction: startName),
-            lockedToThread: u64(layout.lockedM) != 0))
+            lockedToThread: u64(layout.lockedM) != 0)
+        out.gAddress = address
+        out.startPC = startPC
+        out.goPC = goPC
+        return .goroutine(out)
     }
 
     /// A compiler-made wrapper, which Go's traceback elides: named *.gowrapN (Go 1.22+), or

@@ -19,7 +19,11 @@ public final class Tracker {
         /// Goroutines of this site whose exit was lost, found when their g was reused.
         public internal(set) var exitsLost: UInt64 = 0
         public internal(set) var lifetimeSumNs: UInt64 = 0
-        public var live: UInt64 { created - exited - closedByProcessExit - exitsLost }
+        /// Goroutines that existed when gmon attached, read from the process's memory (a site
+        /// of such goroutines has only these: its stack is `createdBeforeAttach`).
+        public internal(set) var preexisting: UInt64 = 0
+        public var isPreexisting: Bool { site.stack == [Tracker.createdBeforeAttach] }
+        public var live: UInt64 { created + preexisting - exited - closedByProcessExit - exitsLost }
     }
 
     /// What identifies a creation site before symbolization. Its hash is computed once
@@ -91,8 +95,12 @@ public final class Tracker {
 
     public enum Outcome {
         /// `exitLostOf`: the site of a live goroutine on the same g, whose exit was lost.
-        case created(site: Int32, exitLostOf: Int32?)
+        /// `replacedSeedOf`: the goroutine was also read from memory when gmon attached (it was
+        /// created while the snapshot ran): that pre-existing entry, of this site, is replaced.
+        case created(site: Int32, exitLostOf: Int32?, replacedSeedOf: Int32? = nil)
         case exited(site: Int32, lifetimeNs: UInt64)
+        /// The exit of a goroutine that existed when gmon attached: its lifetime is unknown.
+        case exitedPreexisting(site: Int32)
         /// An exit with no creation: of a goroutine created before gmon attached, or (`creationLost`)
         /// whose creation the kernel side could not deliver.
         case unpairedExit(creationLost: Bool)
@@ -132,16 +140,34 @@ public final class Tracker {
             // reused stack array shared, and decoding would then allocate a new one.
             if lastSite != s || lastKey == nil { lastKey = key; lastSite = s }
             let lost = process.insert(g: c.g, createdNs: c.timeNs, site: s)
+            sites[Int(s)].created += 1
             if let lost {
+                // A goroutine read from memory at attach, created before it was read (while
+                // the snapshot ran): the same goroutine, now with its creation stack.
+                if sites[Int(lost.site)].isPreexisting && c.timeNs < lost.createdNs {
+                    sites[Int(lost.site)].preexisting -= 1
+                    return .created(site: s, exitLostOf: nil, replacedSeedOf: lost.site)
+                }
                 exitsLost += 1
                 sites[Int(lost.site)].exitsLost += 1
             }
-            sites[Int(s)].created += 1
             return .created(site: s, exitLostOf: lost?.site)
         case .exit(let pid, let g, _, let t, let creationLost):
-            guard let l = goroutines(pid).remove(g: g) else {
+            let process = goroutines(pid)
+            guard let l = process.remove(g: g) else {
                 if creationLost { exitsOfLostCreations += 1 } else { unpairedExits += 1 }
                 return .unpairedExit(creationLost: creationLost)
+            }
+            if sites[Int(l.site)].isPreexisting {
+                // Stamped before the snapshot read this g: the exit of an earlier goroutine on
+                // it (created before gmon attached); the one read is still live.
+                if t < l.createdNs {
+                    _ = process.insert(g: g, createdNs: l.createdNs, site: l.site)
+                    unpairedExits += 1
+                    return .unpairedExit(creationLost: creationLost)
+                }
+                sites[Int(l.site)].exited += 1
+                return .exitedPreexisting(site: l.site)
             }
             let lifetime = t >= l.createdNs ? t - l.createdNs : 0
             sites[Int(l.site)].exited += 1
@@ -163,6 +189,34 @@ public final class Tracker {
             return .processEnded(pid: pid, closed: closed)
         }
     }
+
+    /// The stack of sites of goroutines that existed when gmon attached: never invented.
+    public static let createdBeforeAttach = Frame.note("(created before gmon attached: creation stack unknown)")
+
+    /// A goroutine that existed when gmon attached, read from its process's memory at
+    /// `seenAtNs` (after the probes were attached, before any of their events is handled):
+    /// live from the start, its exit pairs with it. Events stamped before `seenAtNs` on its g
+    /// are of earlier goroutines there, or of this one's creation (see `handle`).
+    public func seed(pid: UInt32, g: UInt64, seenAtNs: UInt64, site raw: CreationSite) -> Int32 {
+        let site = CreationSite(executable: raw.executable, function: raw.function, createdBy: raw.createdBy, stack: [Self.createdBeforeAttach])
+        let s: Int32
+        if let existing = siteIndex[site] {
+            s = existing
+        } else {
+            s = Int32(sites.count)
+            sites.append(SiteStats(site: site))
+            siteIndex[site] = s
+        }
+        if let earlier = goroutines(pid).insert(g: g, createdNs: seenAtNs, site: s) {
+            // The same g listed twice (never by a consistent allgs): keep one.
+            sites[Int(earlier.site)].preexisting -= 1
+        }
+        sites[Int(s)].preexisting += 1
+        return s
+    }
+
+    /// Goroutines read from memory when gmon attached, still counted as such.
+    public var preexistingTotal: UInt64 { sites.reduce(0) { $0 + $1.preexisting } }
 
     private func goroutines(_ pid: UInt32) -> LiveGoroutines {
         if pid == lastPid, let l = lastLive { return l }

@@ -60,16 +60,22 @@ public final class EventPipeline {
 
     private func dispatch(_ event: Event) {
         switch tracker.handle(event) {
-        case .created(let s, let exitLostOf):
+        case .created(let s, let exitLostOf, let replacedSeedOf):
             if let metrics {
                 metrics.created(site: s, tracker.sites[Int(s)].site)
                 if let l = exitLostOf { metrics.exitLost(site: l, tracker.sites[Int(l)].site) }
+                if let r = replacedSeedOf { metrics.exitLost(site: r, tracker.sites[Int(r)].site) }
             }
             if case .create(let c) = event { log.created(c, site: tracker.sites[Int(s)].site, siteIndex: s) }
         case .exited(let s, let lifetime):
             metrics?.exited(site: s, tracker.sites[Int(s)].site, lifetimeNs: lifetime)
             if case .exit(let p, _, let goid, let t, _) = event {
                 log.exited(pid: p, goid: goid, timeNs: t, lifetimeNs: lifetime, site: tracker.sites[Int(s)].site, siteIndex: s)
+            }
+        case .exitedPreexisting(let s):
+            metrics?.exitedPreexisting(site: s, tracker.sites[Int(s)].site)
+            if case .exit(let p, _, let goid, let t, _) = event {
+                log.exited(pid: p, goid: goid, timeNs: t, lifetimeNs: nil, site: tracker.sites[Int(s)].site, siteIndex: s)
             }
         case .unpairedExit(let creationLost):
             metrics?.unpairedExit(creationLost: creationLost)
@@ -84,6 +90,17 @@ public final class EventPipeline {
             default: break
             }
         }
+    }
+
+    /// Goroutines that existed when gmon attached, read from `pid`'s memory: live from the
+    /// first scrape. Before any event is handled (the snapshot is taken after the probes
+    /// are attached; their events wait in the rings meanwhile).
+    public func seed(pid: UInt32, goroutines: [Goroutine], site: (Goroutine) -> CreationSite) {
+        for g in goroutines {
+            let s = tracker.seed(pid: pid, g: g.gAddress, seenAtNs: g.seenAtNs, site: site(g))
+            metrics?.preexisting(site: s, tracker.sites[Int(s)].site)
+        }
+        metrics?.publish()
     }
 
     /// Makes the counts so far visible to scrapes (during a long backlog).

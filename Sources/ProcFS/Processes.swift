@@ -78,3 +78,12 @@ private func inodeOf(_ path: String) -> UInt64? {
 extension Substring {
     func trimmingPrefix(while p: (Character) -> Bool) -> Substring { drop(while: p) }
 }
+
+extension ProcFS {
+    /// The processes running this very file now (device and inode of /proc/PID/exe, so a
+    /// process in another mount namespace running the same file counts, and another file
+    /// at the same path does not).
+    public static func processes(running file: FileIdentity) -> [Int32] {
+        processIDs().filter { FileIdentity(path: "/proc/\($0)/exe") == file }
+    }
+}

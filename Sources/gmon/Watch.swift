@@ -8,6 +8,7 @@ import GoBinary
 import GoRuntime
 import GoroutineTracker
 import LibBPF
+import GoroutineSnapshot
 import Monitor
 import ProcFS
 import Symbolization
@@ -160,6 +161,10 @@ struct Watch: ParsableCommand {
             }
         }
         monitor.willDetach = { server?.isAttached = false }
+        // The goroutines that already exist, read from memory now that the probes are on (their
+        // events wait in the rings until these are in the tracker: Tracker.seed says how the two
+        // agree when a goroutine is in both).
+        seedExistingGoroutines(exe: exe, file: file, executable: executable, resolvers: resolvers, pipeline: pipeline)
 
         server?.isAttached = true
         let others = plan.otherCreations.map(\.function) + plan.otherExits.map(\.function)
@@ -175,6 +180,31 @@ struct Watch: ParsableCommand {
         // Logs are gmon's main output: when they could not be written, say why and fail.
         if log.writeError > 0 {
             throw CLIError("writing the logs to stdout failed: \(String(cString: strerror(log.writeError))); gmon stopped (\(log.droppedLines) lines not written)")
+        }
+    }
+
+    /// Reads every running process of the executable (or the --pid one) and seeds the tracker
+    /// with its goroutines. A process that cannot be read is named, and watched all the same.
+    func seedExistingGoroutines(exe: GoExecutable, file: OpenedExecutable, executable: ExecutableID, resolvers: SiteResolvers,
+                                pipeline: EventPipeline) {
+        let pids = pid.map { [$0] } ?? ProcFS.processes(running: file.identity)
+        var total = 0, processes = 0
+        for p in pids {
+            do {
+                let snap = try GoroutineReader(pid: p, exe: exe, file: file.identity).snapshot()
+                pipeline.seed(pid: UInt32(p), goroutines: snap.goroutines) { g in
+                    // The site as the probes would report it, from the same two PCs.
+                    resolvers.site(for: Creation(pid: UInt32(p), goid: g.goid, g: g.gAddress, parentGoid: g.parentGoid ?? 0, timeNs: 0,
+                                                 startPC: g.startPC, goPC: g.goPC, stack: [], executable: executable))
+                }
+                total += snap.goroutines.count
+                processes += 1
+            } catch {
+                standardErrorLine("gmon: warning: cannot read the goroutines that already exist in process \(p) (\(error)); its goroutines created from now on are watched")
+            }
+        }
+        if processes > 0 {
+            standardErrorLine("gmon: \(total) goroutines already running in \(processes) process\(processes == 1 ? "" : "es") (read from memory)")
         }
     }
 }

@@ -71,8 +71,8 @@ func exit(_ pid: UInt32, _ goid: UInt64, at t: UInt64, g: UInt64? = nil) -> Even
     @Test func reusedGWhileLiveMeansItsExitWasLost() {
         let t = Tracker(resolver: FakeResolver(), gStride: 448)
         let g: UInt64 = 0xc000_1234_00
-        guard case .created(let s0, nil) = t.handle(create(1, 10, at: 100, g: g, start: 1)) else { Issue.record(); return }
-        guard case .created(_, let lostOf) = t.handle(create(1, 11, at: 200, g: g, start: 5)) else { Issue.record(); return }
+        guard case .created(let s0, nil, nil) = t.handle(create(1, 10, at: 100, g: g, start: 1)) else { Issue.record(); return }
+        guard case .created(_, let lostOf, _) = t.handle(create(1, 11, at: 200, g: g, start: 5)) else { Issue.record(); return }
         #expect(lostOf == s0)
         #expect(t.exitsLost == 1 && t.sites[Int(s0)].exitsLost == 1 && t.sites[Int(s0)].live == 0)
         guard case .exited(let s1, let lifetime) = t.handle(exit(1, 11, at: 250, g: g)) else { Issue.record(); return }
@@ -148,5 +148,51 @@ func exit(_ pid: UInt32, _ goid: UInt64, at t: UInt64, g: UInt64? = nil) -> Even
         #expect(t.sites.count == 4 && t.stacksNotKept == 7)
         #expect(t.sites[0].created == 2 && t.sites[3].created == 7 && t.sites[3].site.stack == [Tracker.stackNotKept])
         #expect(t.sites.reduce(0) { $0 + $1.created } == 11)
+    }
+}
+
+/// Goroutines read from memory at attach (seeded) and the probes' events of the same time:
+/// events wait in the rings while the snapshot runs, so they come after the seeds, and the
+/// time each g was read tells which goroutine an event is of.
+@Suite struct SeedingTests {
+    let site = CreationSite(function: "main.pool", createdBy: .note("main.main"), stack: [])
+    let g: UInt64 = 0xc000_2000_00
+
+    @Test func anExitAfterTheReadPairsWithTheSeededGoroutine() {
+        let t = Tracker(resolver: FakeResolver(), gStride: 448)
+        let s = t.seed(pid: 1, g: g, seenAtNs: 1000, site: site)
+        #expect(t.sites[Int(s)].isPreexisting && t.sites[Int(s)].live == 1 && t.liveCount == 1)
+        guard case .exitedPreexisting(let e) = t.handle(exit(1, 0, at: 2000, g: g)) else { Issue.record("not paired"); return }
+        #expect(e == s && t.sites[Int(s)].live == 0 && t.unpairedExits == 0 && t.liveCount == 0)
+    }
+
+    /// The snapshot read a goroutine created after the probes went on: its creation event
+    /// (stamped before the read) replaces the seed, with its stack, and is counted once.
+    @Test func aCreationBeforeTheReadIsTheSeededGoroutine() {
+        let t = Tracker(resolver: FakeResolver(), gStride: 448)
+        let s = t.seed(pid: 1, g: g, seenAtNs: 1000, site: site)
+        guard case .created(let c, nil, let replaced) = t.handle(create(1, 5, at: 900, g: g)) else { Issue.record(); return }
+        #expect(replaced == s && t.sites[Int(s)].live == 0 && t.sites[Int(c)].live == 1 && t.liveCount == 1 && t.exitsLost == 0)
+        guard case .exited(let e, _) = t.handle(exit(1, 5, at: 3000, g: g)) else { Issue.record(); return }
+        #expect(e == c && t.liveCount == 0)
+    }
+
+    /// An exit stamped before the read is of an earlier goroutine on that g (created before
+    /// gmon attached); the one read stays live, and its own creation replaces the seed.
+    @Test func anExitBeforeTheReadIsOfAnEarlierGoroutine() {
+        let t = Tracker(resolver: FakeResolver(), gStride: 448)
+        let s = t.seed(pid: 1, g: g, seenAtNs: 1000, site: site)
+        guard case .unpairedExit = t.handle(exit(1, 0, at: 500, g: g)) else { Issue.record("paired with the seed"); return }
+        #expect(t.unpairedExits == 1 && t.sites[Int(s)].live == 1)
+        guard case .created(_, nil, s?) = t.handle(create(1, 6, at: 600, g: g)) else { Issue.record(); return }
+        #expect(t.liveCount == 1 && t.sites[Int(s)].live == 0)
+    }
+
+    /// A creation stamped after the read on a seeded g that is still live: its exit was lost.
+    @Test func aCreationAfterTheReadMeansTheSeedsExitWasLost() {
+        let t = Tracker(resolver: FakeResolver(), gStride: 448)
+        let s = t.seed(pid: 1, g: g, seenAtNs: 1000, site: site)
+        guard case .created(_, s?, nil) = t.handle(create(1, 7, at: 1500, g: g)) else { Issue.record(); return }
+        #expect(t.exitsLost == 1 && t.sites[Int(s)].live == 0 && t.liveCount == 1)
     }
 }

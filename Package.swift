@@ -72,7 +72,7 @@ let package = Package(
                 exclude: ["proto"]),
         // The event loop: rings → decoder → tracker → exporters, ticks, the order of stopping.
         .target(name: "Monitor", dependencies: ["GmonProbes", "GmonModel", "GoroutineTracker", "GmonMetrics", "GmonExporters", "LibBPF", "ProcFS",
-                                                "CGmonEvents"], swiftSettings: hotPath),
+                                                "CGmonEvents", "GoroutineSnapshot", "Symbolization", "GoRuntime", "GoBinary"], swiftSettings: hotPath),
 
         // The command line: parses arguments and wires the modules together.
         .executableTarget(name: "gmon", dependencies: [

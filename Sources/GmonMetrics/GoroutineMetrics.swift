@@ -13,6 +13,8 @@ import Glibc
 public final class GoroutineMetrics: @unchecked Sendable {
     public let registry = PrometheusCollectorRegistry()
     let exe: String
+    /// Goroutines per site and status from periodic snapshots (--snapshot-interval).
+    public let states: GoroutineStates
     /// The exe label of each watched executable's sites (the first one's is `exe`).
     public var executableNames: [ExecutableID: String] = [:]
     let maxSites: Int
@@ -52,12 +54,15 @@ public final class GoroutineMetrics: @unchecked Sendable {
         var text = registry.emitToBuffer()
         if openMetrics { text = Exposition.toOpenMetrics(text) }
         series.render(into: &text, openMetrics: openMetrics)
+        states.render(into: &text, openMetrics: openMetrics)
         if openMetrics { text += "# EOF\n".utf8 }
         return text
     }
 
-    public init(exe: String, maxSites: Int, version: String, goVersion: String) {
+    /// `snapshots`: the per-status gauges of periodic snapshots are served.
+    public init(exe: String, maxSites: Int, version: String, goVersion: String, snapshots: Bool = false) {
         self.exe = exe
+        states = GoroutineStates(enabled: snapshots)
         self.maxSites = maxSites
         let r = registry
         eventsCreate = r.makeCounter(name: "gmon_events_total", labels: [("type", "create")], help: "Events received from the kernel.")

@@ -72,6 +72,10 @@ struct Watch: ParsableCommand {
             help: "At most this many MiB of events wait in gmon's memory to be processed (bursts of new call paths); taken only while needed.")
     var bufferMB: Int = 32
 
+    @Option(name: .customLong("snapshot-interval"),
+            help: "Every this many seconds, read the watched processes' goroutines from memory and serve how many of each creation site are in each status, and for how long (0: never). Default 60.")
+    var snapshotInterval: Double = 60
+
     @Flag(name: .customLong("no-stacks"), help: "Do not collect creator stacks (cheapest; stack labels stay empty).")
     var noStacks = false
 
@@ -96,6 +100,9 @@ struct Watch: ParsableCommand {
         if let d = duration, !(d > 0 && d < 1e9) { throw ValidationError("--duration must be a positive number of seconds") }
         if let p = pid, p <= 0 { throw ValidationError("--pid \(p) is not a process id") }
         if let p = metricsPort, !(0...65535).contains(p) { throw ValidationError("--metrics-port \(p) is not a port number (0–65535)") }
+        if !(snapshotInterval == 0 || (snapshotInterval >= 1 && snapshotInterval <= 86_400)) {
+            throw ValidationError("--snapshot-interval \(snapshotInterval): use 0 (never) or 1 to 86400 seconds")
+        }
         if !(1...1_000_000).contains(maxSites) { throw ValidationError("--max-sites must be between 1 and 1000000") }
         if !(1...65536).contains(bufferMB) { throw ValidationError("--buffer-mb \(bufferMB): use 1 to 65536") }
         if !(1...10_000_000).contains(maxStacks) { throw ValidationError("--max-stacks \(maxStacks): use 1 to 10000000") }
@@ -119,7 +126,8 @@ struct Watch: ParsableCommand {
         let plan = try AttachPoints.plan(for: exe, classic: classicProbes)
         for w in plan.warnings { standardErrorLine("gmon: warning: \(w)") }
 
-        let metrics = GoroutineMetrics(exe: (binary as NSString).lastPathComponent, maxSites: maxSites, version: GMon.version, goVersion: exe.goVersion)
+        let metrics = GoroutineMetrics(exe: (binary as NSString).lastPathComponent, maxSites: maxSites, version: GMon.version, goVersion: exe.goVersion,
+                                       snapshots: snapshotInterval > 0)
         var server: MetricsServer?
         if !noMetrics {
             let (host, port) = try metricsPort.map { ("127.0.0.1", $0) } ?? parseListenAddress(metricsAddress)
@@ -166,12 +174,22 @@ struct Watch: ParsableCommand {
         // agree when a goroutine is in both).
         seedExistingGoroutines(exe: exe, file: file, executable: executable, resolvers: resolvers, pipeline: pipeline)
 
+        var snapshots: PeriodicSnapshots?
+        if snapshotInterval > 0 && server != nil {
+            let s = PeriodicSnapshots(interval: snapshotInterval, exe: exe, file: file.identity, executable: executable,
+                                      exeName: (binary as NSString).lastPathComponent, maxRows: maxSites, states: metrics.states) { [pid] in
+                pid.map { ProcFS.processIsGone($0) ? [] : [$0] } ?? ProcFS.processes(running: file.identity)
+            }
+            s.start()
+            snapshots = s
+        }
         server?.isAttached = true
         let others = plan.otherCreations.map(\.function) + plan.otherExits.map(\.function)
         let otherNote = others.isEmpty ? "" : " (also in \(others.joined(separator: ", ")))"
         let metricsNote = server.map { "; metrics on http://\($0.boundAddress)/metrics" } ?? ""
         standardErrorLine("gmon: watching \(pid.map { "process \($0) of " } ?? "")\(binary) (\(exe.goVersion)); creation probe at \(plan.creation.kind.rawValue) site in \(plan.creation.function), exit probe at \(plan.exit.kind.rawValue) site in \(plan.exit.function)\(otherNote)\(metricsNote); stop with Ctrl-C")
         let outcome = try monitor.run()
+        snapshots?.cancel()
         if let r = outcome.reason { standardErrorLine("gmon: \(r)") }
         standardErrorLine(Summary.render(tracker: tracker, losses: outcome.losses))
         if outcome.afterStop > 0 { standardErrorLine("gmon: \(outcome.afterStop) events stamped after gmon stopped watching were left out") }

@@ -44,5 +44,43 @@ extension EndToEnd {
             let exits = gmon.events.filter { $0["msg"] as? String == "goroutine is exited" && $0["function"] as? String == "main.poolWorker" && $0["created"] as? String == "before gmon attached" }
             #expect(exits.count == 1000)
         }
+    
+        /// The README's leak alert: valid for promtool, and (its 10 minutes made 2 seconds) it
+        /// finds the blocked pool in a real Prometheus scraping gmon's snapshot gauges.
+        @Test func theReadmesLeakAlertFindsABlockedPool() throws {
+            let readme = try String(contentsOfFile: Fixtures.root.deletingLastPathComponent().appendingPathComponent("README.md").path, encoding: .utf8)
+            guard let a = readme.range(of: "<!-- leak-alert -->\n```yaml\n"), let b = readme.range(of: "```\n<!-- /leak-alert -->") else {
+                Issue.record("the README has no leak alert between its markers"); return
+            }
+            let rules = String(readme[a.upperBound..<b.lowerBound])
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-rules-\(UUID().uuidString).yml").path
+            try rules.write(toFile: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            let check = try run("/usr/bin/promtool", ["check", "rules", file])
+            #expect(check.contains("SUCCESS: 1 rules found"), "\(check)")
+            let expr = try #require(rules.range(of: "expr: |\n").map { r in
+                rules[r.upperBound...].split(separator: "\n").prefix(3).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+            })
+            let fixture = try GoroutinesCommandTests.blocked("1.25.5", "normal", ["-pool", "200"])
+            let gmon = try GmonProcess(["--pid", String(fixture.process.processIdentifier), "--snapshot-interval", "1"])
+            try gmon.waitUntilAttached()
+            let (prom, listen) = try MetricsTests.startPrometheus(target: try MetricsTests.metricsURL(gmon))
+            defer { prom.terminate(); prom.waitUntilExit() }
+            let quick = expr.replacingOccurrences(of: "> 600", with: "> 2")
+            #expect(quick != expr)
+            var value: Double?
+            let end = Date().addingTimeInterval(30)
+            while value == nil && Date() < end {
+                usleep(500_000)
+                value = try MetricsTests.query(listen, quick)
+            }
+            #expect(value == 200, "the alert's expression in Prometheus: \(String(describing: value))")
+            fixture.send("")
+            _ = fixture.waitForLine("end")
+            fixture.send("")
+            fixture.send("")
+            _ = fixture.finish()
+            #expect(try gmon.stop() == 0)
+        }
     }
 }

@@ -39,7 +39,8 @@ let package = Package(
         // probe sites and their fallbacks, wrapper and runtime-frame rules.
         .target(name: "GoRuntime", dependencies: ["GoBinary", "CCapstone"]),
         // Everything read from /proc: executables by fd, load addresses, process state, cgroups, namespaces.
-        .target(name: "ProcFS"),
+        .target(name: "CProcFS"),
+        .target(name: "ProcFS", dependencies: ["CProcFS"]),
 
         // A thin Swift layer over libbpf: objects, uprobe links, per-CPU ring buffers.
         .target(name: "LibBPF", dependencies: ["CLibbpf"], swiftSettings: hotPath),

@@ -79,39 +79,49 @@ public enum GoroutineDump {
 
     // MARK: JSON
 
-    struct JSONFrame: Codable { let function: String; let file: String; let line: Int; let inlined: Bool? }
-    struct JSONGoroutine: Codable {
-        let goid: UInt64
-        let status: String
-        let state: String
-        let waitSeconds: Double?
-        let function: String
-        let createdBy: JSONFrame?
-        let parentGoid: UInt64?
-        let lockedToThread: Bool
-        let system: Bool
-        let stack: [JSONFrame]
-        let stackNote: String?
-    }
-    struct JSONSnapshot: Codable {
-        let pid: Int32
-        let goVersion: String
-        let goroutines: [JSONGoroutine]
-        let deadGs: Int
-        let unreadableGs: Int
-    }
-
-    /// The JSON schema in the README: stacks innermost first.
-    public static func json(pid: Int32, goVersion: String, goroutines gs: [Goroutine], dead: Int, unreadable: Int) -> String {
-        let snapshot = JSONSnapshot(pid: pid, goVersion: goVersion, goroutines: gs.map { g in
-            JSONGoroutine(goid: g.goid, status: g.status, state: g.state.rawValue, waitSeconds: g.waitSeconds, function: g.function,
-                          createdBy: g.createdBy.map { JSONFrame(function: $0.function, file: $0.file, line: $0.line, inlined: nil) },
-                          parentGoid: g.parentGoid, lockedToThread: g.lockedToThread, system: g.isSystem,
-                          stack: g.stack.map { JSONFrame(function: $0.function, file: $0.file, line: $0.line, inlined: $0.inlined) },
-                          stackNote: g.stackNote)
-        }, deadGs: dead, unreadableGs: unreadable)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        return String(decoding: (try? enc.encode(snapshot)) ?? Data(), as: UTF8.self)
+    /// The JSON schema in the README (stacks innermost first), written as it goes: a million
+    /// goroutines are ~150 MB of JSON, never held whole.
+    public static func json(pid: Int32, goVersion: String, dead: Int, unreadable: Int,
+                            forEach: ((Goroutine) -> Void) -> Void, write: @escaping (String) -> Void) {
+        func q(_ s: String) -> String {
+            var o = "\""
+            for u in s.unicodeScalars {
+                switch u {
+                case "\"": o += "\\\""
+                case "\\": o += "\\\\"
+                case "\n": o += "\\n"
+                case "\r": o += "\\r"
+                case "\t": o += "\\t"
+                case _ where u.value < 0x20: o += String(format: "\\u%04x", u.value)
+                default: o.unicodeScalars.append(u)
+                }
+            }
+            return o + "\""
+        }
+        func frame(_ f: Frame, inlined: Bool) -> String {
+            "{\"file\":\(q(f.file)),\"function\":\(q(f.function))\(inlined ? ",\"inlined\":\(f.inlined)" : ""),\"line\":\(f.line)}"
+        }
+        // Stacks are shared by many goroutines: rendered once each.
+        var rendered: [[Frame]: String] = [:]
+        write("{\"deadGs\":\(dead),\"goVersion\":\(q(goVersion)),\"goroutines\":[")
+        var first = true
+        forEach { g in
+            var o = first ? "{" : ",{"
+            first = false
+            if let c = g.createdBy { o += "\"createdBy\":\(frame(c, inlined: false))," }
+            o += "\"function\":\(q(g.function)),\"goid\":\(g.goid),\"lockedToThread\":\(g.lockedToThread),"
+            if let p = g.parentGoid { o += "\"parentGoid\":\(p)," }
+            let stack: String
+            if let r = rendered[g.stack] { stack = r } else {
+                stack = "[" + g.stack.map { frame($0, inlined: true) }.joined(separator: ",") + "]"
+                if rendered.count < 100_000 { rendered[g.stack] = stack }
+            }
+            o += "\"stack\":\(stack),"
+            if let n = g.stackNote { o += "\"stackNote\":\(q(n))," }
+            o += "\"state\":\(q(g.state.rawValue)),\"status\":\(q(g.status)),\"system\":\(g.isSystem)"
+            if let w = g.waitSeconds { o += ",\"waitSeconds\":\(w)" }
+            write(o + "}")
+        }
+        write("],\"pid\":\(pid),\"unreadableGs\":\(unreadable)}\n")
     }
 }

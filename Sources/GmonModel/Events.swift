@@ -104,7 +104,11 @@ public protocol SiteResolver {
 /// dump shows of it.
 public struct Goroutine: Sendable, Equatable {
     public enum State: String, Sendable, Codable {
-        case idle, runnable, running, syscall, waiting, preempted, copystack, moribund, dead, enqueue, leaked, unknown
+        case idle, runnable, running, syscall, waiting, moribund, dead, enqueue, copystack, preempted, leaked, unknown
+
+        /// By g status number (runtime2.go _Gidle … _Gleaked; 11, dead lent to a cgo callback, is dead).
+        public static let all: [State] = [.idle, .runnable, .running, .syscall, .waiting, .moribund, .dead, .enqueue, .copystack, .preempted,
+                                          .leaked, .dead]
     }
 
     public var goid: UInt64

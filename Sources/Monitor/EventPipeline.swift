@@ -95,12 +95,9 @@ public final class EventPipeline {
     /// Goroutines that existed when gmon attached, read from `pid`'s memory: live from the
     /// first scrape. Before any event is handled (the snapshot is taken after the probes
     /// are attached; their events wait in the rings meanwhile).
-    public func seed(pid: UInt32, goroutines: [Goroutine], site: (Goroutine) -> CreationSite) {
-        for g in goroutines {
-            let s = tracker.seed(pid: pid, g: g.gAddress, seenAtNs: g.seenAtNs, site: site(g))
-            metrics?.preexisting(site: s, tracker.sites[Int(s)].site)
-        }
-        metrics?.publish()
+    public func seed(pid: UInt32, _ g: Goroutine, site: CreationSite) {
+        let s = tracker.seed(pid: pid, g: g.gAddress, seenAtNs: g.seenAtNs, site: site)
+        metrics?.preexisting(site: s, tracker.sites[Int(s)].site)
     }
 
     /// Makes the counts so far visible to scrapes (during a long backlog).

@@ -79,7 +79,8 @@ public final class PeriodicSnapshots: @unchecked Sendable {
             guard let snap = try? reader.snapshot() else { states.failed(); readers[pid] = nil; continue }
             var mine: [UInt64: Seen] = [:]
             let before = seen[pid] ?? [:]
-            for g in snap.goroutines where !g.isSystem {
+            snap.forEach { g in
+                guard !g.isSystem else { return }
                 let since = before[g.goid].flatMap { $0.status == g.status ? $0.since : nil } ?? now
                 mine[g.goid] = Seen(status: g.status, since: since)
                 let site = resolver.site(for: Creation(pid: UInt32(pid), goid: g.goid, g: g.gAddress, parentGoid: 0, timeNs: 0,

@@ -1,3 +1,4 @@
+import CProcFS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,6 +57,44 @@ public final class ProcessMemory: @unchecked Sendable {
             done += n
         }
         return true
+    }
+
+    /// Many ranges in few system calls (process_vm_readv, 1024 ranges a call): range k goes to
+    /// `buffer` at `k * stride`, `lengths[k]` bytes (at most `stride`). Returns per range
+    /// whether all of it was read; a range that cannot be read is read again on its own (a
+    /// failed range ends a process_vm_readv call).
+    public func read(addresses: [UInt64], lengths: [Int], stride: Int, into buffer: UnsafeMutableRawBufferPointer) -> [Bool] {
+        let n = addresses.count
+        guard n > 0, lengths.count == n, stride > 0, buffer.count >= n * stride else { return Array(repeating: false, count: n) }
+        var ok = Array(repeating: false, count: n)
+        var local = [gmon_iovec](repeating: gmon_iovec(), count: 1024), remote = [gmon_iovec](repeating: gmon_iovec(), count: 1024)
+        var k = 0
+        while k < n {
+            let batch = min(1024, n - k)
+            var expected = 0
+            for b in 0..<batch {
+                let len = min(lengths[k + b], stride)
+                local[b] = gmon_iovec(base: buffer.baseAddress! + (k + b) * stride, length: UInt(len))
+                remote[b] = gmon_iovec(base: UnsafeMutableRawPointer(bitPattern: UInt(addresses[k + b])), length: UInt(len))
+                expected += len
+            }
+            let got = process_vm_readv(pid, local, UInt(batch), remote, UInt(batch), 0)
+            // Whole ranges read before the first that failed; that one and the rest one by one.
+            var covered = max(got, 0), b = 0
+            while b < batch, covered >= Int(local[b].length) {
+                ok[k + b] = true
+                covered -= Int(local[b].length)
+                b += 1
+            }
+            if got != expected {
+                while b < batch {
+                    ok[k + b] = read(addresses[k + b], into: UnsafeMutableRawBufferPointer(start: local[b].base, count: Int(local[b].length)))
+                    b += 1
+                }
+            }
+            k += batch
+        }
+        return ok
     }
 
     /// `count` bytes at `address`, or nil.

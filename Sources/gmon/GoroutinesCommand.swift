@@ -24,6 +24,9 @@ struct Goroutines: ParsableCommand {
     @Option(name: .customLong("pprof"), help: "Also write a goroutine profile in pprof's format (gzipped protobuf) to this file, for go tool pprof.")
     var pprofFile: String?
 
+    @Flag(name: .customLong("count"), help: "Only how many goroutines are in each status.")
+    var count = false
+
     @Flag(name: .customLong("system"), help: "Include the runtime's own goroutines (GC workers, finalizer…), which Go's dumps leave out.")
     var system = false
 
@@ -50,16 +53,27 @@ struct Goroutines: ParsableCommand {
         } catch let f as ProcessMemory.Failure {
             throw CLIError(f.description)
         }
+        if count {
+            var byStatus: [String: Int] = [:]
+            snap.forEach { g in if system || !g.isSystem { byStatus[g.status, default: 0] += 1 } }
+            print("process \(pid) (\(file.displayPath), \(snap.goVersion)): \(byStatus.values.reduce(0, +)) goroutines")
+            for (s, n) in byStatus.sorted(by: { ($0.value, $1.key) > ($1.value, $0.key) }) { print("\(n)\t\(s)") }
+            return
+        }
+        if json {
+            // Streamed: never the whole output in memory.
+            let out = BufferedStdout()
+            GoroutineDump.json(pid: pid, goVersion: snap.goVersion, dead: snap.dead, unreadable: snap.unreadable,
+                               forEach: { body in snap.forEach { g in if system || !g.isSystem { body(g) } } }, write: out.write)
+            out.flush()
+            return
+        }
         let shown = snap.goroutines.filter { system || !$0.isSystem }
         if let pprofFile {
             let bytes = try GoroutineProfile.encode(shown, executable: file.displayPath, timeNanos: Int64(Date().timeIntervalSince1970 * 1e9))
             guard FileManager.default.createFile(atPath: pprofFile, contents: Data(bytes)) else {
                 throw CLIError("--pprof \(pprofFile): cannot write the file")
             }
-        }
-        if json {
-            print(GoroutineDump.json(pid: pid, goVersion: snap.goVersion, goroutines: shown, dead: snap.dead, unreadable: snap.unreadable))
-            return
         }
         let hidden = snap.goroutines.count - shown.count
         print("process \(pid) (\(file.displayPath), \(snap.goVersion)): \(shown.count) goroutines"
@@ -78,5 +92,24 @@ struct Goroutines: ParsableCommand {
         do { return try JSONDecoder().decode(GoroutineLayout.self, from: data) } catch {
             throw CLIError("--layout \(path): not the JSON of `gmon inspect --json` (a goroutineLayout object): \(error)")
         }
+    }
+}
+
+/// stdout in 1 MiB writes.
+final class BufferedStdout {
+    private var buffer: [UInt8] = []
+    init() { buffer.reserveCapacity(1 << 20) }
+    func write(_ s: String) {
+        buffer += s.utf8
+        if buffer.count >= 1 << 20 { flush() }
+    }
+    func flush() {
+        var done = 0
+        while done < buffer.count {
+            let n = buffer.withUnsafeBytes { Glibc.write(1, $0.baseAddress! + done, $0.count - done) }
+            if n <= 0 { if errno == EINTR { continue }; break }
+            done += n
+        }
+        buffer.removeAll(keepingCapacity: true)
     }
 }

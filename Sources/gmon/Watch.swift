@@ -210,12 +210,18 @@ struct Watch: ParsableCommand {
         for p in pids {
             do {
                 let snap = try GoroutineReader(pid: p, exe: exe, file: file.identity).snapshot()
-                pipeline.seed(pid: UInt32(p), goroutines: snap.goroutines) { g in
-                    // The site as the probes would report it, from the same two PCs.
-                    resolvers.site(for: Creation(pid: UInt32(p), goid: g.goid, g: g.gAddress, parentGoid: g.parentGoid ?? 0, timeNs: 0,
-                                                 startPC: g.startPC, goPC: g.goPC, stack: [], executable: executable))
+                // The site as the probes would report it, from the same two PCs (once per pair).
+                var sites: [[UInt64]: CreationSite] = [:]
+                snap.forEach { g in
+                    let key = [g.startPC, g.goPC]
+                    let site = sites[key] ?? resolvers.site(for: Creation(
+                        pid: UInt32(p), goid: g.goid, g: g.gAddress, parentGoid: g.parentGoid ?? 0, timeNs: 0,
+                        startPC: g.startPC, goPC: g.goPC, stack: [], executable: executable))
+                    sites[key] = site
+                    pipeline.seed(pid: UInt32(p), g, site: site)
                 }
-                total += snap.goroutines.count
+                pipeline.publish()
+                total += snap.count
                 processes += 1
             } catch {
                 standardErrorLine("gmon: warning: cannot read the goroutines that already exist in process \(p) (\(error)); its goroutines created from now on are watched")

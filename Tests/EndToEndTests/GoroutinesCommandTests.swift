@@ -86,12 +86,9 @@ extension EndToEnd {
         @Test func aChurningProgramNeverGivesGarbage() throws {
             let f = try Self.blocked("1.25.5", "normal", ["-churn", "-pool", "2000"])
             let pid = String(f.process.processIdentifier)
-            let statuses: Set<String> = ["running", "runnable", "syscall", "waiting", "preempted", "copystack", "chan receive", "chan send",
-                                          "select", "select (no cases)", "sleep", "IO wait", "sync.Mutex.Lock", "sync.RWMutex.RLock",
-                                          "sync.WaitGroup.Wait", "sync.Cond.Wait", "semacquire", "chan receive (nil chan)", "GC assist wait",
-                                          "GC assist marking", "GC worker (idle)", "GC worker (active)", "GC sweep wait", "GC scavenge wait",
-                                          "finalizer wait", "force gc (idle)", "GOMAXPROCS updater (idle)", "cleanup wait",
-                                          "wait for GC cycle", "stopping the world", "garbage collection", "flushing proc caches"]
+            // Go 1.25's wait reasons (every one of its runtime2.go) and g statuses.
+            let statuses: Set<String> = ["running", "runnable", "syscall", "waiting", "preempted", "copystack",
+                                          "GC assist marking", "IO wait", "chan receive (nil chan)", "chan send (nil chan)", "dumping heap", "garbage collection", "garbage collection scan", "panicwait", "select", "select (no cases)", "GC assist wait", "GC sweep wait", "GC scavenge wait", "chan receive", "chan send", "finalizer wait", "force gc (idle)", "GOMAXPROCS updater (idle)", "semacquire", "sleep", "sync.Cond.Wait", "sync.Mutex.Lock", "sync.RWMutex.RLock", "sync.RWMutex.Lock", "sync.WaitGroup.Wait", "trace reader (blocked)", "wait for GC cycle", "GC worker (idle)", "GC worker (active)", "preempted", "debug call", "GC mark termination", "stopping the world", "flushing proc caches", "trace goroutine status", "trace proc status", "page trace flush", "coroutine", "GC weak to strong wait", "synctest.Run", "synctest.Wait", "chan receive (durable)", "chan send (durable)", "select (durable)", "sync.WaitGroup.Wait (durable)", "cleanup wait"]
             var seen = 0
             for _ in 0..<10 {
                 let start = Date()

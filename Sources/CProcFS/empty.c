@@ -1,0 +1,1 @@
+// The module needs a source file; its code is the header.

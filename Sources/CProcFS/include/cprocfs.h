@@ -1,0 +1,16 @@
+// process_vm_readv: many ranges of another process's memory in one system call (a snapshot
+// reads the top of every goroutine's stack). glibc declares it only under _GNU_SOURCE, which
+// clashes with Swift's Glibc module, so it is declared here on its own, with an iovec of the
+// same layout as struct iovec.
+#ifndef GMON_CPROCFS_H
+#define GMON_CPROCFS_H
+
+struct gmon_iovec {
+    void *base;
+    unsigned long length;
+};
+
+long process_vm_readv(int pid, const struct gmon_iovec *local, unsigned long local_count,
+                      const struct gmon_iovec *remote, unsigned long remote_count, unsigned long flags);
+
+#endif

@@ -162,11 +162,46 @@ wait $SPID; sleep 1; stop_gmon
 lost=$(sed -n 's/^lost events: ring buffer full \([0-9]*\) .*/\1/p' "$W/gmon.err")
 echo "steady $STEADY_S $STEADY_RATE ${lost:-?} $(sed -n 's/.*peak RSS \([0-9]*\) MB/\1/p' "$W/gmon.err")" >>"$W/samples"
 
+# 6. Snapshots of goroutines that already exist (issue 16): `gmon goroutines --count` on the
+# blocked fixture with SNAP goroutines at one site, three times (wall time, gmon's peak RSS),
+# and once on it with no pool (gmon's RSS without the goroutines); then the stall of the program
+# being read: the demo service's p99 under wrk, alone and with snapshots of it back to back.
+SNAP=${GMON_BENCH_SNAP:-1000000}; [ $TINY = 1 ] && SNAP=2000
+BLK=.fixtures/1.25.5/blocked.normal
+for pool in 0 "$SNAP"; do
+  rm -f "$W/blk.out"
+  exec 8> >("$BLK" -pool "$pool" >"$W/blk.out")
+  for _ in $(seq 900); do grep -q ready "$W/blk.out" 2>/dev/null && break; sleep 0.1; done
+  BPID=$(sed -n 's/^ready //p' "$W/blk.out")
+  for _ in $([ "$pool" = 0 ] && echo 1 || echo 1 2 3); do
+    /usr/bin/time -f "%e %M" -o "$W/time" "$GMON" goroutines --pid "$BPID" --count >"$W/snap.out"
+    n=$(sed -n 's/.*: \([0-9]*\) goroutines$/\1/p' "$W/snap.out" | head -1)
+    echo "snapshot $pool ${n:-0} $(cat "$W/time")" >>"$W/samples"
+  done
+  echo >&8; echo >&8; echo >&8; exec 8>&-
+  wait 2>/dev/null || true
+done
+if [ $TINY = 0 ] && command -v wrk >/dev/null; then
+  PORT=18182
+  "$DEMO" -addr 127.0.0.1:$PORT 2>/dev/null & DPID=$!
+  sleep 0.5
+  for mode in alone snapshots alone snapshots; do
+    LOOP=""
+    if [ $mode = snapshots ]; then
+      ( while :; do "$GMON" goroutines --pid $DPID --count >/dev/null 2>&1 || break; done ) & LOOP=$!
+    fi
+    wrk -t2 -c16 -d5s --latency "http://127.0.0.1:$PORT/work" >"$W/wrk" 2>&1 || true
+    [ -n "$LOOP" ] && { kill $LOOP; wait $LOOP 2>/dev/null || true; }
+    echo "stall $mode $(awk '/Requests\/sec/ {print $2}' "$W/wrk") $(awk '$1=="99%" {print $2}' "$W/wrk")" >>"$W/samples"
+  done
+  kill $DPID; wait $DPID 2>/dev/null || true
+fi
+
 python3 - "$W/samples" "$OUT/results.json" "$N" <<'EOF'
 import json, statistics, sys
 samples, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 ns, cost, wrk, live, startup, bpf = {}, {}, {}, {}, [], {}
-burst, steady_rss, steady = {}, [], None
+burst, steady_rss, steady, snaps, stall = {}, [], None, {}, {}
 for line in open(samples):
     f = line.split()
     if f[0] == "ns": ns.setdefault(f[1], []).append(float(f[2]))
@@ -177,6 +212,8 @@ for line in open(samples):
     elif f[0] == "burst" and len(f) >= 7: burst[int(f[1])] = {"goroutines": int(f[2]), "lost": f[3], "gmon_cpu_s": round(float(f[4]) + float(f[5]), 2), "peak_rss_mb": int(f[6])}
     elif f[0] == "steady_rss" and len(f) >= 3: steady_rss.append(int(f[2]))
     elif f[0] == "steady" and len(f) >= 5: steady = {"seconds": int(f[1]), "new_stacks_per_s": int(f[2]), "lost": f[3], "peak_rss_mb": int(f[4])}
+    elif f[0] == "snapshot" and len(f) >= 5: snaps.setdefault(int(f[1]), []).append((int(f[2]), float(f[3]), int(f[4])))
+    elif f[0] == "stall" and len(f) >= 4: stall.setdefault(f[1], []).append((float(f[2]), f[3]))
     elif f[0] == "bpf" and f[2] != "gmon_process_exit": bpf.setdefault(f[1], {})[f[2]] = round(float(f[3]), 1)
 med = lambda v: statistics.median(v)
 res = {"goroutines_per_run": n, "ns_per_goroutine": {m: {"median": med(v), "min": min(v), "max": max(v)} for m, v in ns.items()}}
@@ -201,6 +238,11 @@ if steady:
     warm = steady_rss[len(steady_rss) // 3:] or steady_rss
     steady["rss_kb_after_warmup_first_last_max"] = [warm[0], warm[-1], max(warm)] if warm else []
     res["new_stacks_steady"] = steady
+if snaps:
+    base = max(x[2] for x in snaps.get(0, [(0, 0, 0)]))
+    res["snapshot"] = {str(k): {"goroutines": v[0][0], "wall_s": [x[1] for x in v], "peak_rss_kb": max(x[2] for x in v),
+                                "added_rss_kb": max(x[2] for x in v) - base} for k, v in snaps.items()}
+if stall: res["stall_while_read"] = {m: {"requests_per_s": med([x[0] for x in v]), "p99": [x[1] for x in v]} for m, v in stall.items()}
 json.dump(res, open(out, "w"), indent=2)
 names = {"a": "a unwatched", "b": "b count-only, gmon's sites", "bclassic": "b' count-only, classic sites", "c": "c gmon (logs to file)", "d": "d gmon cheapest",
          "e": "e delivery floor (empty records)", "f": "f gmon's BPF, user space drops", "g": "g as c without log lines"}
@@ -220,5 +262,8 @@ for r, v in burst.items():
     print(f"burst of {v['goroutines']} new stacks, {r} MB rings: lost {v['lost']}, gmon CPU {v['gmon_cpu_s']} s, peak RSS {v['peak_rss_mb']} MB")
 if steady:
     print(f"{steady['seconds']} s at {steady['new_stacks_per_s']} new stacks/s: lost {steady['lost']}, peak RSS {steady['peak_rss_mb']} MB, RSS kB after warm-up first/last/max {steady['rss_kb_after_warmup_first_last_max']}")
+for k, v in res.get("snapshot", {}).items():
+    print(f"gmon goroutines --count, {v['goroutines']} goroutines: {v['wall_s']} s wall, peak RSS {v['peak_rss_kb'] / 1024:.0f} MB ({v['added_rss_kb'] / 1024:.0f} MB above an empty program's)")
+if stall: print("demo service while read:", res["stall_while_read"])
 print("BPF ns per program run (kernel bpf_stats, one pass each):", "; ".join(f"{m}: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(p.items())) for m, p in bpf.items()))
 EOF

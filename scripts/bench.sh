@@ -101,6 +101,12 @@ for p in json.load(sys.stdin):
   stop_gmon
 done
 
+# The demo HTTP service under wrk for 5 s: "requests/s p99".
+wrk_demo() {   # port
+  wrk -t2 -c16 -d5s --latency "http://127.0.0.1:$1/work" >"$W/wrk" 2>&1 || true
+  echo "$(awk '/Requests\/sec/ {print $2}' "$W/wrk") $(awk '$1=="99%" {print $2}' "$W/wrk")"
+}
+
 # 2. A realistic service: the demo HTTP server under wrk, unwatched and watched.
 if [ $TINY = 0 ] && command -v wrk >/dev/null; then
   PORT=18181
@@ -108,8 +114,7 @@ if [ $TINY = 0 ] && command -v wrk >/dev/null; then
   sleep 0.5
   for mode in unwatched watched unwatched watched; do
     [ $mode = watched ] && start_gmon "$DEMO" --metrics-address 127.0.0.1:0
-    wrk -t2 -c16 -d5s --latency "http://127.0.0.1:$PORT/work" >"$W/wrk" 2>&1 || true
-    rps=$(awk '/Requests\/sec/ {print $2}' "$W/wrk"); p99=$(awk '$1=="99%" {print $2}' "$W/wrk")
+    read -r rps p99 < <(wrk_demo $PORT)
     echo "wrk $mode $rps $p99" >>"$W/samples"
     [ $mode = watched ] && stop_gmon
   done
@@ -190,9 +195,9 @@ if [ $TINY = 0 ] && command -v wrk >/dev/null; then
     if [ $mode = snapshots ]; then
       ( while :; do "$GMON" goroutines --pid $DPID --count >/dev/null 2>&1 || break; done ) & LOOP=$!
     fi
-    wrk -t2 -c16 -d5s --latency "http://127.0.0.1:$PORT/work" >"$W/wrk" 2>&1 || true
+    result=$(wrk_demo $PORT)
     [ -n "$LOOP" ] && { kill $LOOP; wait $LOOP 2>/dev/null || true; }
-    echo "stall $mode $(awk '/Requests\/sec/ {print $2}' "$W/wrk") $(awk '$1=="99%" {print $2}' "$W/wrk")" >>"$W/samples"
+    echo "stall $mode $result" >>"$W/samples"
   done
   kill $DPID; wait $DPID 2>/dev/null || true
 fi

@@ -23,7 +23,6 @@ public final class GoroutineReader {
     /// Run-time address minus link-time address (PIE).
     let bias: UInt64
     let textRange: ClosedRange<UInt64>
-    let wrapperFuncID: UInt8?
     /// The run-time address of runtime.allgs, once a candidate proved right.
     private var allgsAddress: UInt64?
 
@@ -65,7 +64,6 @@ public final class GoroutineReader {
         } else {
             bias = 0
         }
-        wrapperFuncID = FrameRules.wrapperFuncID(release: exe.buildInfo.release)
         let text = exe.elf.segments.filter { $0.type == ELFSegment.typeLoad && $0.isExecutable }
         textRange = (text.map(\.virtualAddress).min() ?? 0)...(text.map { $0.virtualAddress + $0.memorySize }.max() ?? 0)
     }
@@ -391,13 +389,8 @@ public final class GoroutineReader {
         return s
     }
 
-    /// A compiler-made wrapper, which Go's traceback elides: named *.gowrapN (Go 1.22+), or
-    /// marked by the release's wrapper funcID.
-    func isWrapper(_ index: Int, _ name: String) -> Bool {
-        if FrameRules.isGoStatementWrapperName(name) { return true }
-        guard let w = wrapperFuncID, let id = try? exe.pclntab.funcID(ofFunction: index) else { return false }
-        return id == w
-    }
+    /// A compiler-made wrapper, which Go's traceback elides (go statements' wrappers included).
+    func isWrapper(_ index: Int, _ name: String) -> Bool { resolver.isGoStatementWrapper(index, name) }
 
     /// "created by" as Go's dump prints it: the function holding the go statement (the
     /// physical one), with the file:line of the statement itself.

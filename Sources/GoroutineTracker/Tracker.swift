@@ -125,13 +125,7 @@ public final class Tracker {
                     site = CreationSite(executable: site.executable, function: site.function, createdBy: site.createdBy, stack: [Self.stackNotKept])
                     stacksNotKept += 1
                 }
-                if let existing = siteIndex[site] {
-                    s = existing
-                } else {
-                    s = Int32(sites.count)
-                    sites.append(SiteStats(site: site))
-                    siteIndex[site] = s
-                }
+                s = index(of: site)
                 // A cache: bounded, emptied when full (its stacks are then resolved again).
                 if process.rawSites.count >= 2 * maxStacks { process.rawSites.removeAll() }
                 process.rawSites[key] = s
@@ -190,6 +184,15 @@ public final class Tracker {
         }
     }
 
+    /// The site's number, a new one for a site not seen before.
+    private func index(of site: CreationSite) -> Int32 {
+        if let existing = siteIndex[site] { return existing }
+        let s = Int32(sites.count)
+        sites.append(SiteStats(site: site))
+        siteIndex[site] = s
+        return s
+    }
+
     /// The stack of sites of goroutines that existed when gmon attached: never invented.
     public static let createdBeforeAttach = Frame.note("(created before gmon attached: creation stack unknown)")
 
@@ -198,15 +201,8 @@ public final class Tracker {
     /// live from the start, its exit pairs with it. Events stamped before `seenAtNs` on its g
     /// are of earlier goroutines there, or of this one's creation (see `handle`).
     public func seed(pid: UInt32, g: UInt64, seenAtNs: UInt64, site raw: CreationSite) -> Int32 {
-        let site = CreationSite(executable: raw.executable, function: raw.function, createdBy: raw.createdBy, stack: [Self.createdBeforeAttach])
-        let s: Int32
-        if let existing = siteIndex[site] {
-            s = existing
-        } else {
-            s = Int32(sites.count)
-            sites.append(SiteStats(site: site))
-            siteIndex[site] = s
-        }
+        let s = index(of: CreationSite(executable: raw.executable, function: raw.function, createdBy: raw.createdBy,
+                                       stack: [Self.createdBeforeAttach]))
         if let earlier = goroutines(pid).insert(g: g, createdNs: seenAtNs, site: s) {
             // The same g listed twice (never by a consistent allgs): keep one.
             sites[Int(earlier.site)].preexisting -= 1

@@ -116,7 +116,8 @@ public final class GoSiteResolver: SiteResolver {
         return name
     }
 
-    func isGoStatementWrapper(_ index: Int, _ name: String) -> Bool {
+    /// A compiler-made wrapper: named *.gowrapN (Go 1.22+), or marked by the release's wrapper funcID.
+    public func isGoStatementWrapper(_ index: Int, _ name: String) -> Bool {
         if FrameRules.isGoStatementWrapperName(name) { return true }
         guard let w = wrapperFuncID, let id = try? exe.pclntab.funcID(ofFunction: index) else { return false }
         return id == w

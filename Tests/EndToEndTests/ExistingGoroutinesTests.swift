@@ -75,11 +75,7 @@ extension EndToEnd {
                 value = try MetricsTests.query(listen, quick)
             }
             #expect(value == 200, "the alert's expression in Prometheus: \(String(describing: value))")
-            fixture.send("")
-            _ = fixture.waitForLine("end")
-            fixture.send("")
-            fixture.send("")
-            _ = fixture.finish()
+            GoroutinesCommandTests.finish(fixture)
             #expect(try gmon.stop() == 0)
         }
     }

@@ -25,6 +25,16 @@ extension EndToEnd {
             return out
         }
 
+        /// Lets the blocked fixture print its dump, end its pool and exit.
+        @discardableResult
+        static func finish(_ f: FixtureProcess) -> Int32 {
+            f.send("")
+            _ = f.waitForLine("end")
+            f.send("")
+            f.send("")
+            return f.finish().status
+        }
+
         static func json(_ text: String) throws -> [String: Any] {
             try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not JSON: \(text.prefix(300))")
         }
@@ -109,11 +119,7 @@ extension EndToEnd {
                 seen += gs.count
             }
             #expect(seen > 0)
-            f.send("")
-            _ = f.waitForLine("end")
-            f.send("")
-            f.send("")
-            #expect(f.finish().status == 0)
+            #expect(Self.finish(f) == 0)
         }
 
         /// A process in another mount namespace: read through /proc/PID/exe (the file it runs),
@@ -130,11 +136,7 @@ extension EndToEnd {
             #expect(f.waitForLine(prefix: "ready ").contains("ready "))
             let out = try run(GmonProcess.executable, ["goroutines", "--pid", String(f.process.processIdentifier)])
             #expect(out.contains("go1.25.5") && out.contains("main.selectForever"), "\(out)")
-            f.send("")
-            _ = f.waitForLine("end")
-            f.send("")
-            f.send("")
-            _ = f.finish()
+            Self.finish(f)
         }
 
         @Test func badInput() throws {
@@ -151,11 +153,7 @@ extension EndToEnd {
             B.expectClearError(try B.gmon(["goroutines", "--pid", pid], asUser: "65534"), "needs root")
             B.expectClearError(try B.gmon(["goroutines", "--pid", pid, "--each", "--json"]), "do not go together")
             B.expectClearError(try B.gmon(["goroutines", "--pid", pid, "--layout", "/nonexistent"]), "--layout /nonexistent")
-            f.send("")
-            _ = f.waitForLine("end")
-            f.send("")
-            f.send("")
-            _ = f.finish()
+            Self.finish(f)
             // A release gmon has no table for, without DWARF: pointed to --layout, which works.
             let future = try B.withGoVersion("go1.99.1", from: Fixtures.binary("1.25.5", "stripped", program: "blocked"))
             let g = try FixtureProcess(future, [])
@@ -167,11 +165,7 @@ extension EndToEnd {
                 .write(toFile: layout, atomically: true, encoding: .utf8)
             let out = try run(GmonProcess.executable, ["goroutines", "--pid", gpid, "--layout", layout])
             #expect(out.contains("main.selectForever") && out.contains("waiting (reason"), "\(out)")
-            g.send("")
-            _ = g.waitForLine("end")
-            g.send("")
-            g.send("")
-            _ = g.finish()
+            Self.finish(g)
         }
     }
 }

@@ -22,7 +22,8 @@ public final class Tracker {
         /// Goroutines that existed when gmon attached, read from the process's memory (a site
         /// of such goroutines has only these: its stack is `createdBeforeAttach`).
         public internal(set) var preexisting: UInt64 = 0
-        public var isPreexisting: Bool { site.stack == [Tracker.createdBeforeAttach] }
+        /// Set once: the exit path reads it for every exit.
+        public let isPreexisting: Bool
         public var live: UInt64 { created + preexisting - exited - closedByProcessExit - exitsLost }
     }
 
@@ -188,7 +189,7 @@ public final class Tracker {
     private func index(of site: CreationSite) -> Int32 {
         if let existing = siteIndex[site] { return existing }
         let s = Int32(sites.count)
-        sites.append(SiteStats(site: site))
+        sites.append(SiteStats(site: site, isPreexisting: site.stack == [Self.createdBeforeAttach]))
         siteIndex[site] = s
         return s
     }

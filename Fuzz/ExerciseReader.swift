@@ -6,8 +6,14 @@
 func exerciseReader(_ bytes: [UInt8]) {
     guard let elf = try? ELFFile(ByteView(bytes)) else { return }
     let info = try? BuildInfo(elf: elf)
-    if DWARFStructReader.hasDWARF(elf) { _ = try? RuntimeLayout.fromDWARF(elf) }
-    guard let tab = try? PCLNTab(elf: elf, goRelease: info?.release) else { return }
+    if DWARFStructReader.hasDWARF(elf) {
+        _ = try? RuntimeLayout.fromDWARF(elf)
+        _ = try? GoroutineLayout.fromDWARF(elf)
+    }
+    let release = info?.release
+    guard let tab = try? PCLNTab(elf: elf, moduleData: { address in
+        ModuleData.find(elf: elf, pclntabAddress: address, goRelease: release).map { ($0.text, $0.gofunc) }
+    }) else { return }
     let n = tab.functionCount
     var i = 0
     while i < n {

@@ -38,7 +38,9 @@ nonisolated(unsafe) var regions: [[(start: Int, length: Int)]] = []
 
 func regions(of b: [UInt8]) -> [(start: Int, length: Int)] {
     let elf = try? ELFFile(ByteView(b))
-    let tab = elf.flatMap { e in try? PCLNTab(elf: e, goRelease: (try? BuildInfo(elf: e))?.release) }
+    let tab = elf.flatMap { e in
+        try? PCLNTab(elf: e) { a in ModuleData.find(elf: e, pclntabAddress: a, goRelease: (try? BuildInfo(elf: e))?.release).map { ($0.text, $0.gofunc) } }
+    }
     var r: [(Int, Int)] = [(0, min(b.count, 64))]                                          // ELF header
     if let e = elf, let o = try? e.data.int64(32) { r.append((o, 56 * e.segments.count)) }    // program headers
     if let e = elf, let o = try? e.data.int64(40) { r.append((o, 64 * e.sections.count)) }    // section headers

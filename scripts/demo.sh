@@ -20,6 +20,8 @@ cat "$out/gmon.err"
 for i in $(seq 5); do curl -s "http://127.0.0.1:$PORT/work" >/dev/null; done
 for i in $(seq 3); do curl -s "http://127.0.0.1:$PORT/leak" >/dev/null; done
 sleep 1
+echo "--- gmon goroutines --pid $demo_pid: the goroutines the service has now, read from its memory (first 30 lines) ---"
+"$GMON" goroutines --pid "$demo_pid" | head -30 || true
 kill -INT "$gmon_pid"; wait "$gmon_pid" || true
 echo "--- gmon's log lines (first 8 of $(wc -l <"$out/gmon.log")) ---"
 head -8 "$out/gmon.log"

@@ -11,9 +11,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-smoke}
 W=.fuzz; mkdir -p "$W/corpus" "$W/seeds" "$W/patch-corpus" "$W/bases" testdata/fuzz-regressions
+# The reader's sources as one module: GoBinary, the model values it returns, and the
+# per-release layouts read from hostile files (GoRuntime's readers of ELF and DWARF), with
+# the imports between them dropped.
+rm -rf "$W/src"; mkdir -p "$W/src"
+cp Sources/GmonModel/*.swift Sources/GoBinary/*.swift "$W/src/"
+for f in RuntimeLayout ModuleData GoroutineLayout GoExecutable; do cp "Sources/GoRuntime/$f.swift" "$W/src/"; done
+sed -i -e '/^import GmonModel$/d' -e '/^import GoBinary$/d' "$W/src/"*.swift
 build() {  # output, entry file
   swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name GoBinaryFuzz \
-    -I Sources/CZlib Sources/GoBinary/*.swift Fuzz/ExerciseReader.swift "$2" -o "$1" 2>&1 | grep -v warning || true
+    -I Sources/CZlib "$W/src/"*.swift Fuzz/ExerciseReader.swift "$2" -o "$1" 2>&1 | grep -v warning || true
   test -x "$1"
 }
 build "$W/fuzz-gobinary" Fuzz/GoBinaryFuzz.swift

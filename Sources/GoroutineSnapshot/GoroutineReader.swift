@@ -114,6 +114,15 @@ public final class GoroutineReader {
         /// Every goroutine, made one at a time (the snapshot stays compact).
         public func forEach(_ body: (Goroutine) -> Void) { for r in records { body(goroutine(r)) } }
 
+        /// How many goroutines are in each status, without making each a value.
+        public func countByStatus(includingSystem: Bool) -> [String: Int] {
+            var n = [Int](repeating: 0, count: statuses.count)
+            for r in records where includingSystem || r.flags & 1 == 0 { n[Int(r.status)] += 1 }
+            var out: [String: Int] = [:]
+            for (i, c) in n.enumerated() where c > 0 { out[statuses[i], default: 0] += c }
+            return out
+        }
+
         /// Every goroutine as a value of its own (for output; a million take a few hundred MB).
         public var goroutines: [Goroutine] { records.map(goroutine) }
     }
@@ -122,8 +131,11 @@ public final class GoroutineReader {
     struct Interned {
         var stackIDs: [[UInt64]: Int32] = [:]
         var frameIDs: [UInt64: Int32] = [:]
+        /// By entry pc, then by name (wrappers of one function share it).
+        var startIDs: [UInt64: Int32] = [:]
         var nameIDs: [String: Int32] = [:]
-        var statusIDs: [String: UInt16] = [:]
+        /// By status number and wait reason.
+        var statusIDs: [UInt32: UInt16] = [:]
     }
 
     public func snapshot() throws -> Snapshot {
@@ -319,13 +331,20 @@ public final class GoroutineReader {
         guard goid > 0, goid < 1 << 48, lo < hi, hi - lo <= 1 << 30,
               textRange.contains(startPC &- bias) else { return .invalid }
         let state = Goroutine.State.all[Int(status)]
-        var statusText = FrameRules.statusName(status)
-        if state == .waiting || state == .leaked {
+        let reason = state == .waiting || state == .leaked ? UInt32(g.load(fromByteOffset: layout.waitReason, as: UInt8.self)) : 0
+        let statusID: UInt16
+        if let id = interned.statusIDs[status << 8 | reason] { statusID = id } else {
+            var statusText = FrameRules.statusName(status)
             // Go's words: the wait reason when there is one ("unknown wait reason" past the table).
-            let r = Int(g.load(fromByteOffset: layout.waitReason, as: UInt8.self))
-            if r != 0 { statusText = r < reasons.count ? reasons[r] : reasons.isEmpty ? "waiting (reason \(r))" : "unknown wait reason" }
+            if reason != 0 {
+                let r = Int(reason)
+                statusText = r < reasons.count ? reasons[r] : reasons.isEmpty ? "waiting (reason \(r))" : "unknown wait reason"
+            }
             // Go 1.26+: found leaked by the GC's leak detector.
             if state == .leaked { statusText += " (leaked)" }
+            statusID = UInt16(min(snap.statuses.count, Int(UInt16.max)))
+            snap.statuses.append(statusText)
+            interned.statusIDs[status << 8 | reason] = statusID
         }
         var waitNs = UInt64.max
         if state == .waiting || state == .syscall {
@@ -345,12 +364,15 @@ public final class GoroutineReader {
                                         sp: u64(inSyscall ? layout.syscallSP : layout.schedSP), lo: lo, hi: hi))
             stack = -1
         }
-        let function = entryName(startPC)
         let functionID: Int32
-        if let id = interned.nameIDs[function] { functionID = id } else {
-            functionID = Int32(snap.names.count)
-            snap.names.append(function)
-            interned.nameIDs[function] = functionID
+        if let id = interned.startIDs[startPC] { functionID = id } else {
+            let function = entryName(startPC)
+            if let id = interned.nameIDs[function] { functionID = id } else {
+                functionID = Int32(snap.names.count)
+                snap.names.append(function)
+                interned.nameIDs[function] = functionID
+            }
+            interned.startIDs[startPC] = functionID
         }
         let creatorKey = goid == 1 ? 0 : goPC
         let creatorID: Int32
@@ -358,12 +380,6 @@ public final class GoroutineReader {
             creatorID = Int32(snap.frames.count)
             snap.frames.append(createdBy(goPC))
             interned.frameIDs[creatorKey] = creatorID
-        }
-        let statusID: UInt16
-        if let id = interned.statusIDs[statusText] { statusID = id } else {
-            statusID = UInt16(min(snap.statuses.count, Int(UInt16.max)))
-            snap.statuses.append(statusText)
-            interned.statusIDs[statusText] = statusID
         }
         var flags: UInt8 = isSystem(startPC) ? 1 : 0
         if u64(layout.lockedM) != 0 { flags |= 2 }

@@ -54,8 +54,7 @@ struct Goroutines: ParsableCommand {
             throw CLIError(f.description)
         }
         if count {
-            var byStatus: [String: Int] = [:]
-            snap.forEach { g in if system || !g.isSystem { byStatus[g.status, default: 0] += 1 } }
+            let byStatus = snap.countByStatus(includingSystem: system)
             print("process \(pid) (\(file.displayPath), \(snap.goVersion)): \(byStatus.values.reduce(0, +)) goroutines")
             for (s, n) in byStatus.sorted(by: { ($0.value, $1.key) > ($1.value, $0.key) }) { print("\(n)\t\(s)") }
             return

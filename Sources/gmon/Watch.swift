@@ -208,6 +208,8 @@ struct Watch: ParsableCommand {
         let pids = pid.map { [$0] } ?? ProcFS.processes(running: file.identity)
         var total = 0, processes = 0
         for p in pids {
+            // A stop asked for meanwhile: the rest are not read (the monitor then stops at once).
+            if stopToken.isRequested { break }
             do {
                 let snap = try GoroutineReader(pid: p, exe: exe, file: file.identity).snapshot()
                 // The site as the probes would report it, from the same two PCs (once per pair).

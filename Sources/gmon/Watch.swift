@@ -8,7 +8,6 @@ import GoBinary
 import GoRuntime
 import GoroutineTracker
 import LibBPF
-import GoroutineSnapshot
 import Monitor
 import ProcFS
 import Symbolization
@@ -172,7 +171,14 @@ struct Watch: ParsableCommand {
         // The goroutines that already exist, read from memory now that the probes are on (their
         // events wait in the rings until these are in the tracker: Tracker.seed says how the two
         // agree when a goroutine is in both).
-        seedExistingGoroutines(exe: exe, file: file, executable: executable, resolvers: resolvers, pipeline: pipeline)
+        let existing = ExistingGoroutines.seed(pids: pid.map { [$0] } ?? ProcFS.processes(running: file.identity), exe: exe, file: file.identity,
+                                               executable: executable, resolver: resolvers, pipeline: pipeline, stop: stopToken)
+        for f in existing.failures {
+            standardErrorLine("gmon: warning: cannot read the goroutines that already exist in process \(f.pid) (\(f.reason)); its goroutines created from now on are watched")
+        }
+        if existing.processes > 0 {
+            standardErrorLine("gmon: \(existing.goroutines) goroutines already running in \(existing.processes) process\(existing.processes == 1 ? "" : "es") (read from memory)")
+        }
 
         var snapshots: PeriodicSnapshots?
         if snapshotInterval > 0 && server != nil {
@@ -198,39 +204,6 @@ struct Watch: ParsableCommand {
         // Logs are gmon's main output: when they could not be written, say why and fail.
         if log.writeError > 0 {
             throw CLIError("writing the logs to stdout failed: \(String(cString: strerror(log.writeError))); gmon stopped (\(log.droppedLines) lines not written)")
-        }
-    }
-
-    /// Reads every running process of the executable (or the --pid one) and seeds the tracker
-    /// with its goroutines. A process that cannot be read is named, and watched all the same.
-    func seedExistingGoroutines(exe: GoExecutable, file: OpenedExecutable, executable: ExecutableID, resolvers: SiteResolvers,
-                                pipeline: EventPipeline) {
-        let pids = pid.map { [$0] } ?? ProcFS.processes(running: file.identity)
-        var total = 0, processes = 0
-        for p in pids {
-            // A stop asked for meanwhile: the rest are not read (the monitor then stops at once).
-            if stopToken.isRequested { break }
-            do {
-                let snap = try GoroutineReader(pid: p, exe: exe, file: file.identity).snapshot()
-                // The site as the probes would report it, from the same two PCs (once per pair).
-                var sites: [[UInt64]: CreationSite] = [:]
-                snap.forEach { g in
-                    let key = [g.startPC, g.goPC]
-                    let site = sites[key] ?? resolvers.site(for: Creation(
-                        pid: UInt32(p), goid: g.goid, g: g.gAddress, parentGoid: g.parentGoid ?? 0, timeNs: 0,
-                        startPC: g.startPC, goPC: g.goPC, stack: [], executable: executable))
-                    sites[key] = site
-                    pipeline.seed(pid: UInt32(p), g, site: site)
-                }
-                pipeline.publish()
-                total += snap.count
-                processes += 1
-            } catch {
-                standardErrorLine("gmon: warning: cannot read the goroutines that already exist in process \(p) (\(error)); its goroutines created from now on are watched")
-            }
-        }
-        if processes > 0 {
-            standardErrorLine("gmon: \(total) goroutines already running in \(processes) process\(processes == 1 ? "" : "es") (read from memory)")
         }
     }
 }

@@ -83,21 +83,7 @@ public enum GoroutineDump {
     /// goroutines are ~150 MB of JSON, never held whole.
     public static func json(pid: Int32, goVersion: String, dead: Int, unreadable: Int,
                             forEach: ((Goroutine) -> Void) -> Void, write: @escaping (String) -> Void) {
-        func q(_ s: String) -> String {
-            var o = "\""
-            for u in s.unicodeScalars {
-                switch u {
-                case "\"": o += "\\\""
-                case "\\": o += "\\\\"
-                case "\n": o += "\\n"
-                case "\r": o += "\\r"
-                case "\t": o += "\\t"
-                case _ where u.value < 0x20: o += String(format: "\\u%04x", u.value)
-                default: o.unicodeScalars.append(u)
-                }
-            }
-            return o + "\""
-        }
+        let q = LogWriter.Renderer.jsonString
         func frame(_ f: Frame, inlined: Bool) -> String {
             "{\"file\":\(q(f.file)),\"function\":\(q(f.function))\(inlined ? ",\"inlined\":\(f.inlined)" : ""),\"line\":\(f.line)}"
         }

@@ -178,6 +178,13 @@ public final class LogWriter {
 
         init(format: Format) { self.format = format }
 
+        /// A JSON string literal, escaped as log lines escape it.
+        static func jsonString(_ s: String) -> String {
+            var r = Renderer(format: .json)
+            r.quoted(s, json: true)
+            return String(decoding: r.out, as: UTF8.self)
+        }
+
         /// What follows the timestamp: ` level=INFO msg="…"` or `","level":"INFO","msg":"…"`.
         func head(_ level: Level, _ msg: String) -> [UInt8] {
             var r = self

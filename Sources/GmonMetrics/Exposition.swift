@@ -11,6 +11,26 @@ public enum Exposition {
         accept?.contains("application/openmetrics-text") ?? false
     }
 
+    /// `name="value",…` (no braces), values escaped as both formats require.
+    static func labelText(_ labels: [(String, String)]) -> [UInt8] {
+        var text: [UInt8] = []
+        for (i, (k, v)) in labels.enumerated() {
+            if i > 0 { text.append(0x2c) }
+            text += k.utf8
+            text += "=\"".utf8
+            for b in v.utf8 {
+                switch b {
+                case 0x5c: text += "\\\\".utf8
+                case 0x22: text += "\\\"".utf8
+                case 0x0a: text += "\\n".utf8
+                default: text.append(b)
+                }
+            }
+            text.append(0x22)
+        }
+        return text
+    }
+
     /// OpenMetrics names a counter family without its `_total` suffix (the
     /// samples keep it); the caller ends the exposition with `# EOF`.
     static func toOpenMetrics(_ text: [UInt8]) -> [UInt8] {

@@ -46,9 +46,7 @@ public final class GoroutineStates: @unchecked Sendable {
         guard enabled else { return }
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
-        func labelText(_ l: [(String, String)]) -> String {
-            l.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",")
-        }
+        func labelText(_ l: [(String, String)]) -> String { String(decoding: Exposition.labelText(l), as: UTF8.self) }
         var text = ""
         text += "# HELP gmon_goroutines_by_status Live goroutines by creation site and status (wait reason in Go's words), from the last snapshot of memory.\n"
         text += "# TYPE gmon_goroutines_by_status gauge\n"
@@ -63,18 +61,5 @@ public final class GoroutineStates: @unchecked Sendable {
         let failuresName = openMetrics ? "gmon_snapshot_failures" : "gmon_snapshot_failures_total"
         text += "# HELP \(failuresName) Processes a snapshot could not read.\n# TYPE \(failuresName) counter\ngmon_snapshot_failures_total \(failures)\n"
         out += text.utf8
-    }
-
-    func escape(_ s: String) -> String {
-        var o = ""
-        for c in s {
-            switch c {
-            case "\\": o += "\\\\"
-            case "\"": o += "\\\""
-            case "\n": o += "\\n"
-            default: o.append(c)
-            }
-        }
-        return o
     }
 }

@@ -44,21 +44,7 @@ final class SiteSeries: @unchecked Sendable {
     }
 
     func make(_ labels: [(String, String)]) -> Series {
-        var text: [UInt8] = []
-        for (i, (k, v)) in labels.enumerated() {
-            if i > 0 { text.append(0x2c) }
-            text += k.utf8
-            text += "=\"".utf8
-            for b in v.utf8 {
-                switch b {
-                case 0x5c: text += "\\\\".utf8
-                case 0x22: text += "\\\"".utf8
-                case 0x0a: text += "\\n".utf8
-                default: text.append(b)
-                }
-            }
-            text.append(0x22)
-        }
+        let text = Exposition.labelText(labels)
         let s = Series(labels: text, bucketCount: bounds.count)
         pthread_mutex_lock(&lock)
         all.append(s)

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What the kernel side reports, decoded. Timestamps are CLOCK_MONOTONIC
 /// nanoseconds taken in the kernel at the probe.
 public enum Event: Sendable, Equatable {
@@ -144,4 +148,11 @@ public struct Goroutine: Sendable, Equatable {
         self.createdBy = createdBy; self.parentGoid = parentGoid; self.stack = stack; self.stackNote = stackNote
         self.isSystem = isSystem; self.lockedToThread = lockedToThread
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of the kernel side's timestamps and of Go's nanotime.
+public func monotonicNow() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }

@@ -4,10 +4,9 @@ import GoBinary
 /// DWARF when the binary has it, else from the per-release table below.
 public struct GoroutineLayout: Sendable, Equatable, Codable {
     public var stackLo = 0, stackHi = 8
-    /// g.m: non-nil while the goroutine runs on a thread.
-    public var m = 48
-    /// g.sched.{sp, pc, bp}: where a goroutine that is not running stopped.
-    public var schedSP: Int, schedPC: Int, schedBP: Int
+    /// g.sched.{sp, pc}: where a goroutine that is not running stopped (its stack is walked
+    /// by frame sizes from there, so bp is not read).
+    public var schedSP: Int, schedPC: Int
     /// g.syscallsp, g.syscallpc: where a goroutine in a system call entered it.
     public var syscallSP: Int, syscallPC: Int
     public var atomicStatus: Int
@@ -26,7 +25,7 @@ public struct GoroutineLayout: Sendable, Equatable, Codable {
 
     /// The end of the last field read: a g is read in one piece of this many bytes.
     public var readSize: Int {
-        max(gSize, [stackHi, m, schedSP, schedPC, schedBP, syscallSP, syscallPC, atomicStatus, goid, waitSince, waitReason, lockedM,
+        max(gSize, [stackHi, schedSP, schedPC, syscallSP, syscallPC, atomicStatus, goid, waitSince, waitReason, lockedM,
                     gopc, startpc, parentGoid ?? 0].max()! + 8)
     }
 
@@ -36,8 +35,8 @@ public struct GoroutineLayout: Sendable, Equatable, Codable {
     /// amd64 layout rules, which reproduce the DWARF rows of 1.19 and 1.21.
     static let known: [Int: GoroutineLayout] = {
         func row(goid: Int, gopc: Int, startpc: Int, parentGoid: Int?, gSize: Int, status: Int, lockedM: Int, newGobuf: Bool) -> GoroutineLayout {
-            // Go 1.25 dropped gobuf.ret (8 bytes): bp and the syscall fields moved up by 8.
-            GoroutineLayout(schedSP: 56, schedPC: 64, schedBP: newGobuf ? 96 : 104, syscallSP: newGobuf ? 104 : 112,
+            // Go 1.25 dropped gobuf.ret (8 bytes): the syscall fields moved up by 8.
+            GoroutineLayout(schedSP: 56, schedPC: 64, syscallSP: newGobuf ? 104 : 112,
                             syscallPC: newGobuf ? 112 : 120, atomicStatus: status, goid: goid, waitSince: goid + 16, waitReason: goid + 24,
                             lockedM: lockedM, gopc: gopc, startpc: startpc, parentGoid: parentGoid, gSize: gSize, source: .table)
         }
@@ -56,6 +55,9 @@ public struct GoroutineLayout: Sendable, Equatable, Codable {
         ]
     }()
 
+    /// The releases whose row (sizeof(g) included) was read from DWARF, not computed.
+    static let sizeFromDWARF: Set<Int> = [19, 21, 22, 23, 24, 25, 26, 27]
+
     public static func fromTable(release: (major: Int, minor: Int)?) -> GoroutineLayout? {
         guard let r = release, r.major == 1 else { return nil }
         return known[r.minor]
@@ -65,11 +67,11 @@ public struct GoroutineLayout: Sendable, Equatable, Codable {
         guard DWARFStructReader.hasDWARF(elf) else { return nil }
         let d = try DWARFStructReader(elf: elf)
         guard let (g, size) = try d.layout(ofStruct: "runtime.g"), let (buf, _) = try d.layout(ofStruct: "runtime.gobuf"),
-              let sched = g["sched"], let sp = buf["sp"], let pc = buf["pc"], let bp = buf["bp"],
-              let stack = g["stack"], let m = g["m"], let syscallSP = g["syscallsp"], let syscallPC = g["syscallpc"],
+              let sched = g["sched"], let sp = buf["sp"], let pc = buf["pc"],
+              let stack = g["stack"], let syscallSP = g["syscallsp"], let syscallPC = g["syscallpc"],
               let status = g["atomicstatus"], let goid = g["goid"], let since = g["waitsince"], let reason = g["waitreason"],
               let lockedM = g["lockedm"], let gopc = g["gopc"], let startpc = g["startpc"], let size else { return nil }
-        return GoroutineLayout(stackLo: stack, stackHi: stack + 8, m: m, schedSP: sched + sp, schedPC: sched + pc, schedBP: sched + bp,
+        return GoroutineLayout(stackLo: stack, stackHi: stack + 8, schedSP: sched + sp, schedPC: sched + pc,
                                syscallSP: syscallSP, syscallPC: syscallPC, atomicStatus: status, goid: goid, waitSince: since,
                                waitReason: reason, lockedM: lockedM, gopc: gopc, startpc: startpc, parentGoid: g["parentGoid"],
                                gSize: size, source: .dwarf)

@@ -26,29 +26,13 @@ public struct RuntimeLayout: Sendable, Equatable, Codable {
         return max(8, min(gSize ?? end, 1 << 20))
     }
 
-    /// Offsets per release, read from the DWARF of real binaries built by each
-    /// toolchain of the test matrix (the tests re-check every one against DWARF).
-    /// 1.17, 1.18 and 1.20 have no toolchain here: their rows were computed from
-    /// their runtime2.go with Go's amd64 layout rules, which reproduce the DWARF
-    /// offsets of 1.19 and 1.21; their `g` has the same fields as 1.19's up to startpc.
-    /// gSize is sizeof(runtime.g) from the same DWARF; nil where no toolchain was at hand.
-    static let known: [Int: (goid: Int, gopc: Int, startpc: Int, parentGoid: Int?, gSize: Int?)] = [
-        17: (152, 296, 312, nil, nil),
-        18: (152, 296, 312, nil, nil),
-        19: (152, 296, 312, nil, 392),
-        20: (152, 296, 312, nil, nil),
-        21: (152, 280, 296, 272, 408),
-        22: (152, 280, 296, 272, 424),
-        23: (160, 288, 304, 280, 432),
-        24: (160, 288, 304, 280, 440),
-        25: (152, 280, 296, 272, 440),
-        26: (152, 288, 304, 280, 456),
-        27: (152, 288, 304, 280, 456),
-    ]
-
+    /// The per-release table's row (GoroutineLayout holds the one table). sizeof(g) only
+    /// where DWARF of a real binary gave it: a computed size too large would make
+    /// neighbouring g's share keys (gSizeFloor).
     public static func fromTable(release: (major: Int, minor: Int)?) -> RuntimeLayout? {
-        guard let r = release, r.major == 1, let k = known[r.minor] else { return nil }
-        return RuntimeLayout(goid: k.goid, gopc: k.gopc, startpc: k.startpc, parentGoid: k.parentGoid, gSize: k.gSize, source: .table)
+        guard let g = GoroutineLayout.fromTable(release: release), let minor = release?.minor else { return nil }
+        return RuntimeLayout(goid: g.goid, gopc: g.gopc, startpc: g.startpc, parentGoid: g.parentGoid,
+                             gSize: GoroutineLayout.sizeFromDWARF.contains(minor) ? g.gSize : nil, source: .table)
     }
 
     static func fromDWARF(_ elf: ELFFile) throws -> RuntimeLayout? {

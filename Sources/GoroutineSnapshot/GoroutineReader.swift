@@ -37,22 +37,42 @@ public final class GoroutineReader {
     /// Goroutines at most (the length of allgs is checked against it).
     public static let maxGoroutines = 1 << 26
 
-    /// `exe`: parsed from the file the process runs (/proc/PID/exe), never from a path.
-    /// `layout`: runtime.g's offsets for a release gmon has no table of and whose binary has
-    /// no DWARF (`gmon inspect --json` of a build of that release with DWARF prints them).
-    public init(pid: Int32, exe: GoExecutable, file: FileIdentity?, layout override: GoroutineLayout? = nil) throws {
-        self.pid = pid
-        self.exe = exe
-        if let override {
-            layout = override
-        } else if let l = try? exe.goroutineLayout() {
-            layout = l
-        } else {
-            throw Failure("built by \(exe.goVersion), a Go release whose runtime.g layout gmon does not know, and the binary has no DWARF: pass --layout FILE, the JSON that `gmon inspect --json` prints for a build of the same release with DWARF")
+    /// What a snapshot needs of an executable, worked out once for all its processes (DWARF
+    /// and the disassembly of runtime.allgadd are read once, not per process).
+    public struct Program: Sendable {
+        public let exe: GoExecutable
+        let layout: GoroutineLayout
+        let reasons: [String]
+        let location: AllGoroutinesLocation
+
+        /// `exe`: parsed from the file the processes run (/proc/PID/exe), never from a path.
+        /// `layout`: runtime.g's offsets for a release gmon has no table of and whose binary has
+        /// no DWARF (`gmon inspect --json` of a build of that release with DWARF prints them).
+        public init(exe: GoExecutable, layout override: GoroutineLayout? = nil) throws {
+            self.exe = exe
+            if let override {
+                layout = override
+            } else if let l = try? exe.goroutineLayout() {
+                layout = l
+            } else {
+                throw Failure("built by \(exe.goVersion), a Go release whose runtime.g layout gmon does not know, and the binary has no DWARF: pass --layout FILE, the JSON that `gmon inspect --json` prints for a build of the same release with DWARF")
+            }
+            // A release without a table (read with --layout): waiting goroutines show the reason's number.
+            reasons = WaitReasons.table(release: exe.buildInfo.release) ?? []
+            location = try exe.allGoroutinesLocation()
         }
-        // A release without a table (read with --layout): waiting goroutines show the reason's number.
-        reasons = WaitReasons.table(release: exe.buildInfo.release) ?? []
-        location = try exe.allGoroutinesLocation()
+    }
+
+    public convenience init(pid: Int32, exe: GoExecutable, file: FileIdentity?, layout: GoroutineLayout? = nil) throws {
+        try self.init(pid: pid, program: Program(exe: exe, layout: layout), file: file)
+    }
+
+    public init(pid: Int32, program: Program, file: FileIdentity?) throws {
+        self.pid = pid
+        exe = program.exe
+        layout = program.layout
+        reasons = program.reasons
+        location = program.location
         memory = try ProcessMemory(pid: pid)
         resolver = GoSiteResolver(exe: exe, file: file)
         let firstLoad = exe.elf.segments.filter { $0.type == ELFSegment.typeLoad }.map(\.virtualAddress).min() ?? 0
@@ -139,7 +159,7 @@ public final class GoroutineReader {
     }
 
     public func snapshot() throws -> Snapshot {
-        let now = monotonicNanoseconds()
+        let now = monotonicNow()
         let gs = try allGs()
         var snap = Snapshot(pid: pid, goVersion: exe.goVersion, takenAtNs: now)
         snap.records.reserveCapacity(gs.count)
@@ -150,7 +170,6 @@ public final class GoroutineReader {
         snap.frames = [nil]
         interned.frameIDs = [0: 0]
         let size = layout.readSize
-        func at(_ field: Int) -> Int { field }
         forEachG(gs, size: size, beforeRecheck: { walkPendingStacks(&snap, &interned) }, window: { first, last, again in
             // A g whose status, id or saved sp changed from its first read to after its stack
             // was walked may have run meanwhile: it keeps what was read of it but not its stack.
@@ -158,10 +177,10 @@ public final class GoroutineReader {
             for k in first..<last {
                 let r = snap.records[k]
                 guard let b = again(k) else { if r.stack != 0 { snap.records[k].stack = 1 }; continue }
-                let same = b.loadUnaligned(fromByteOffset: at(layout.goid), as: UInt64.self) == r.goid
-                    && b.loadUnaligned(fromByteOffset: at(layout.atomicStatus), as: UInt32.self) == pendingStatus[k - first]
-                    && b.loadUnaligned(fromByteOffset: at(layout.schedSP), as: UInt64.self) == pendingSP[k - first].0
-                    && b.loadUnaligned(fromByteOffset: at(layout.syscallSP), as: UInt64.self) == pendingSP[k - first].1
+                let same = b.loadUnaligned(fromByteOffset: layout.goid, as: UInt64.self) == r.goid
+                    && b.loadUnaligned(fromByteOffset: layout.atomicStatus, as: UInt32.self) == pendingStatus[k - first]
+                    && b.loadUnaligned(fromByteOffset: layout.schedSP, as: UInt64.self) == pendingSP[k - first].0
+                    && b.loadUnaligned(fromByteOffset: layout.syscallSP, as: UInt64.self) == pendingSP[k - first].1
                 if !same && r.stack != 0 { snap.records[k].stack = 1 }
             }
             pendingStatus.removeAll(keepingCapacity: true)
@@ -243,7 +262,7 @@ public final class GoroutineReader {
             let stride = lengths.max() ?? size
             if buffer.count < starts.count * stride { buffer = [UInt8](repeating: 0, count: starts.count * stride) }
             if again.count < starts.count * stride { again = [UInt8](repeating: 0, count: starts.count * stride) }
-            let readAt = monotonicNanoseconds()
+            let readAt = monotonicNow()
             let ok = buffer.withUnsafeMutableBytes { memory.read(addresses: starts, lengths: lengths, stride: stride, into: $0) }
             let first = kept
             var keptIndex: [Int] = []
@@ -497,10 +516,4 @@ public final class GoroutineReader {
         }
         return pcs
     }
-}
-
-func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }

@@ -1,13 +1,11 @@
 import CGmonEvents
 import GmonExporters
 import GmonMetrics
+import GmonModel
 import GmonProbes
 import GoroutineTracker
 import LibBPF
 import ProcFS
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The event loop around the per-event path: drains the probes' rings on a tick and on
 /// wake-ups, refreshes the metrics, watches for the end (a stop request, a deadline, the
@@ -151,11 +149,4 @@ public final class Monitor {
         l.logLinesDropped = log.droppedLines
         return l
     }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: the clock of the kernel side's timestamps.
-public func monotonicNow() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }

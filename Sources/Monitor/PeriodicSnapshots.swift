@@ -1,6 +1,7 @@
 import Foundation
 import GmonMetrics
 import GmonModel
+import GmonProbes
 import GoBinary
 import GoRuntime
 import GoroutineSnapshot
@@ -20,7 +21,7 @@ public final class PeriodicSnapshots: @unchecked Sendable {
     let states: GoroutineStates
     /// At most this many (site, status) rows; the rest count under function="other".
     let maxRows: Int
-    private let stop = StopFlag()
+    private let stop = StopToken()
     private var thread: Thread?
 
     public init(interval: Double, exe: GoExecutable, file: FileIdentity, executable: ExecutableID, exeName: String, maxRows: Int,
@@ -37,29 +38,28 @@ public final class PeriodicSnapshots: @unchecked Sendable {
     }
 
     /// Returns within ~0.1 s (a snapshot in progress finishes on its own).
-    public func cancel() { stop.set() }
+    public func cancel() { stop.request() }
 
     /// Per process: its reader (the executable's layout and allgs found once) and, per goroutine,
     /// the status it had in the last snapshot and since when it has been seen in it.
     private struct Seen { let status: String; let since: Double }
+    private var program: GoroutineReader.Program?
     private var readers: [Int32: (start: UInt64, reader: GoroutineReader)] = [:]
     private var seen: [Int32: [UInt64: Seen]] = [:]
 
     private func run() {
         // The symbolizer of this thread: sites labelled as the event loop labels them.
         let resolver = GoSiteResolver(exe: exe, executable: executable, file: file)
-        while !stop.isSet {
+        while !stop.isRequested {
             let began = Date()
-            takeOne(resolver)
+            let rows = takeOne(resolver)
             states.replace(rows, takenAtUnixSeconds: began.timeIntervalSince1970, durationSeconds: Date().timeIntervalSince(began))
             var waited = 0.0
-            while waited < interval && !stop.isSet { Thread.sleep(forTimeInterval: 0.1); waited += 0.1 }
+            while waited < interval && !stop.isRequested { Thread.sleep(forTimeInterval: 0.1); waited += 0.1 }
         }
     }
 
-    private var rows: [GoroutineStates.Row] = []
-
-    func takeOne(_ resolver: GoSiteResolver) {
+    func takeOne(_ resolver: GoSiteResolver) -> [GoroutineStates.Row] {
         struct Key: Hashable { let function: String, createdBy: String, status: String }
         var counts: [Key: (Int, Double)] = [:]
         let now = Date().timeIntervalSince1970
@@ -69,7 +69,8 @@ public final class PeriodicSnapshots: @unchecked Sendable {
             let reader: GoroutineReader
             if let r = readers[pid], r.start == start {
                 reader = r.reader
-            } else if let r = try? GoroutineReader(pid: pid, exe: exe, file: file) {
+            } else if let p = program ?? (try? GoroutineReader.Program(exe: exe)), let r = try? GoroutineReader(pid: pid, program: p, file: file) {
+                program = p
                 readers[pid] = (start, r)
                 reader = r
             } else {
@@ -79,12 +80,12 @@ public final class PeriodicSnapshots: @unchecked Sendable {
             guard let snap = try? reader.snapshot() else { states.failed(); readers[pid] = nil; continue }
             var mine: [UInt64: Seen] = [:]
             let before = seen[pid] ?? [:]
+            var sites = SnapshotSites(pid: pid, executable: executable, resolver: resolver)
             snap.forEach { g in
                 guard !g.isSystem else { return }
                 let since = before[g.goid].flatMap { $0.status == g.status ? $0.since : nil } ?? now
                 mine[g.goid] = Seen(status: g.status, since: since)
-                let site = resolver.site(for: Creation(pid: UInt32(pid), goid: g.goid, g: g.gAddress, parentGoid: 0, timeNs: 0,
-                                                       startPC: g.startPC, goPC: g.goPC, stack: [], executable: executable))
+                let site = sites.site(g)
                 let key = Key(function: site.function, createdBy: site.createdBy.description, status: g.status)
                 let wait = max(g.waitSeconds ?? 0, now - since)
                 let c = counts[key] ?? (0, 0)
@@ -111,14 +112,6 @@ public final class PeriodicSnapshots: @unchecked Sendable {
             out.append(.init(labels: [("exe", exeName), ("function", "other"), ("created_by", "other"), ("status", status)],
                              count: v.0, longestWaitSeconds: (v.1 * 10).rounded() / 10))
         }
-        rows = out
+        return out
     }
-}
-
-/// A flag set once from another thread.
-final class StopFlag: @unchecked Sendable {
-    private var value = false
-    private let lock = NSLock()
-    func set() { lock.lock(); value = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }

@@ -17,21 +17,18 @@ public enum ExistingGoroutines {
     public static func seed(pids: [Int32], exe: GoExecutable, file: FileIdentity, executable: ExecutableID, resolver: SiteResolver,
                             pipeline: EventPipeline, stop: StopToken) -> Outcome {
         var out = Outcome()
+        let program: GoroutineReader.Program
+        do { program = try GoroutineReader.Program(exe: exe) } catch {
+            out.failures = pids.map { ($0, "\(error)") }
+            return out
+        }
         for p in pids {
             // A stop asked for meanwhile: the rest are not read (the monitor then stops at once).
             if stop.isRequested { break }
             do {
-                let snap = try GoroutineReader(pid: p, exe: exe, file: file).snapshot()
-                // The site as the probes would report it, from the same two PCs (once per pair).
-                var sites: [[UInt64]: CreationSite] = [:]
-                snap.forEach { g in
-                    let key = [g.startPC, g.goPC]
-                    let site = sites[key] ?? resolver.site(for: Creation(
-                        pid: UInt32(p), goid: g.goid, g: g.gAddress, parentGoid: g.parentGoid ?? 0, timeNs: 0,
-                        startPC: g.startPC, goPC: g.goPC, stack: [], executable: executable))
-                    sites[key] = site
-                    pipeline.seed(pid: UInt32(p), g, site: site)
-                }
+                let snap = try GoroutineReader(pid: p, program: program, file: file).snapshot()
+                var sites = SnapshotSites(pid: p, executable: executable, resolver: resolver)
+                snap.forEach { g in pipeline.seed(pid: UInt32(p), g, site: sites.site(g)) }
                 pipeline.publish()
                 out.goroutines += snap.count
                 out.processes += 1
@@ -40,5 +37,27 @@ public enum ExistingGoroutines {
             }
         }
         return out
+    }
+}
+
+/// The site of a goroutine read from one process's memory, as the probes would report it
+/// (from its entry and go statement pcs, the creator's stack unknown): resolved once per pair.
+struct SnapshotSites {
+    let pid: Int32
+    let executable: ExecutableID
+    let resolver: SiteResolver
+    private var cache: [[UInt64]: CreationSite] = [:]
+
+    init(pid: Int32, executable: ExecutableID, resolver: SiteResolver) {
+        self.pid = pid; self.executable = executable; self.resolver = resolver
+    }
+
+    mutating func site(_ g: Goroutine) -> CreationSite {
+        let key = [g.startPC, g.goPC]
+        if let s = cache[key] { return s }
+        let s = resolver.site(for: Creation(pid: UInt32(pid), goid: g.goid, g: g.gAddress, parentGoid: g.parentGoid ?? 0, timeNs: 0,
+                                            startPC: g.startPC, goPC: g.goPC, stack: [], executable: executable))
+        cache[key] = s
+        return s
     }
 }

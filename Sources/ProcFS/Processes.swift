@@ -62,21 +62,17 @@ extension ProcFS {
     public static func effectiveCapabilities(_ pid: String = "self") -> UInt64? {
         guard let status = readSmallFile("/proc/\(pid)/status") else { return nil }
         return status.split(separator: "\n").first { $0.hasPrefix("CapEff:") }
-            .flatMap { UInt64($0.dropFirst(7).trimmingPrefix(while: { $0 == " " || $0 == "\t" }), radix: 16) }
+            .flatMap { UInt64($0.dropFirst(7).drop(while: { $0 == " " || $0 == "\t" }), radix: 16) }
     }
 
     /// Capability numbers (linux/capability.h).
-    public static let capPerfmon = 38, capBPF = 39
+    public static let capSysPtrace = 19, capPerfmon = 38, capBPF = 39
 }
 
 private func inodeOf(_ path: String) -> UInt64? {
     var st = stat()
     guard stat(path, &st) == 0 else { return nil }
     return UInt64(st.st_ino)
-}
-
-extension Substring {
-    func trimmingPrefix(while p: (Character) -> Bool) -> Substring { drop(while: p) }
 }
 
 extension ProcFS {

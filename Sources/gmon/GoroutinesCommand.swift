@@ -39,7 +39,7 @@ struct Goroutines: ParsableCommand {
     }
 
     func run() throws {
-        if geteuid() != 0, (ProcFS.effectiveCapabilities() ?? 0) & (1 << 19) == 0 {   // CAP_SYS_PTRACE
+        if geteuid() != 0, (ProcFS.effectiveCapabilities() ?? 0) & (1 << UInt64(ProcFS.capSysPtrace)) == 0 {
             throw CLIError("gmon goroutines needs root (or CAP_SYS_PTRACE) to read process \(pid)'s memory: run it with sudo")
         }
         let file = try openExecutable(pid: pid, path: nil)

@@ -67,7 +67,8 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
         // Every goroutine of a running process, read from its memory: status, wait reason, stack.
-        .target(name: "GoroutineSnapshot", dependencies: ["GmonModel", "GoBinary", "GoRuntime", "ProcFS", "Symbolization"]),
+        .target(name: "GoroutineSnapshot", dependencies: ["GmonModel", "GoBinary", "GoRuntime", "ProcFS", "Symbolization"],
+                swiftSettings: hotPath),
         // Goroutine profiles in pprof's format: types generated once from proto/profile.proto, committed.
         .target(name: "PprofExport", dependencies: ["GmonModel", "CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["proto"]),

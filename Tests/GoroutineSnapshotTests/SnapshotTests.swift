@@ -158,4 +158,37 @@ extension Goroutine {
             #expect(statuses.contains(s), "no goroutine [\(s)] in \(statuses.sorted())")
         }
     }
+
+    /// A snapshot read by two threads (as one of 50,000 g's or more is) equals the program's
+    /// own dump too: each thread's stacks, creators, functions and statuses are merged and its
+    /// goroutines renumbered. A pool of 300 goroutines at one site puts goroutines of every
+    /// kind in both halves.
+    @Test func snapshotReadByTwoThreadsEqualsTheDump() throws {
+        let version = Fixtures.toolchains.last!.version
+        let program = try BlockedProgram(Fixtures.binary(version, "pie", program: "blocked"), ["-pool", "300"])
+        defer { program.finish() }
+        let reader = try Self.reader(program.pid)
+        let snap = try reader.snapshot(threads: 2)
+        let dump = parseDump(try program.dump())
+        let ours = Dictionary(snap.goroutines.filter { !$0.isSystem }.map { ($0.goid, $0) }, uniquingKeysWith: { a, _ in a })
+        #expect(Set(ours.keys) == Set(dump.keys), "only gmon: \(Set(ours.keys).subtracting(dump.keys).sorted()); only the dump: \(Set(dump.keys).subtracting(ours.keys).sorted())")
+        #expect(dump.count >= 316, "the fixture has 316 goroutines: \(dump.count)")
+        var compared = 0
+        for (goid, d) in dump where goid != 1 {
+            guard let g = ours[goid], !d.frames.contains(where: { $0.hasPrefix("main.busy ") }) else { continue }
+            compared += 1
+            #expect(g.status == d.status && g.frameTexts == d.frames && g.createdByText == d.createdBy && g.lockedToThread == d.locked,
+                    "goroutine \(goid): gmon [\(g.status)] \(g.frameTexts) \(g.createdByText ?? "-"), dump [\(d.status)] \(d.frames) \(d.createdBy ?? "-")")
+        }
+        #expect(compared >= 314)
+        #expect(snap.unreadable == 0)
+        // One thread reads the same, goroutine by goroutine (in the same order: by g address).
+        let one = try reader.snapshot(threads: 1)
+        func texts(_ s: GoroutineReader.Snapshot) -> [String] {
+            // System goroutines, the busy loops and goroutine 1 (which wrote the dump) change
+            // between two reads: left out.
+            s.goroutines.filter { !$0.isSystem && $0.goid != 1 && !$0.function.hasPrefix("main.busy") }.map { "\($0.goid) \($0.status) \($0.function) \($0.frameTexts) \($0.createdByText ?? "-") \($0.isSystem)" }
+        }
+        #expect(texts(one) == texts(snap))
+    }
 }

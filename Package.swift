@@ -67,6 +67,8 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
         // Every goroutine of a running process, read from its memory: status, wait reason, stack.
+        // Who a process belongs to (container, pod, unit) and which programs --all watches.
+        .target(name: "Discovery", dependencies: ["ProcFS"]),
         .target(name: "GoroutineSnapshot", dependencies: ["GmonModel", "GoBinary", "GoRuntime", "ProcFS", "Symbolization"],
                 swiftSettings: hotPath),
         // Goroutine profiles in pprof's format: types generated once from proto/profile.proto, committed.
@@ -74,12 +76,12 @@ let package = Package(
                 exclude: ["proto"]),
         // The event loop: rings → decoder → tracker → exporters, ticks, the order of stopping.
         .target(name: "Monitor", dependencies: ["GmonProbes", "GmonModel", "GoroutineTracker", "GmonMetrics", "GmonExporters", "LibBPF", "ProcFS",
-                                                "CGmonEvents", "GoroutineSnapshot", "Symbolization", "GoRuntime", "GoBinary"], swiftSettings: hotPath),
+                                                "CGmonEvents", "GoroutineSnapshot", "Symbolization", "GoRuntime", "GoBinary", "Discovery"], swiftSettings: hotPath),
 
         // The command line: parses arguments and wires the modules together.
         .executableTarget(name: "gmon", dependencies: [
             "GmonModel", "GoBinary", "GoRuntime", "ProcFS", "LibBPF", "GmonProbes", "GoroutineTracker", "Symbolization",
-            "GmonExporters", "GmonMetrics", "Monitor", "GoroutineSnapshot", "PprofExport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "GmonExporters", "GmonMetrics", "Monitor", "Discovery", "GoroutineSnapshot", "PprofExport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: hotPath),
         .executableTarget(name: "gmon-floors", dependencies: ["GmonProbeFloors", "GmonProbes", "GoBinary", "GoRuntime", "LibBPF", "ProcFS", "CGmonEvents"]),
 
@@ -95,6 +97,7 @@ let package = Package(
         .testTarget(name: "SymbolizationTests", dependencies: ["Symbolization", "GmonModel", "GoRuntime", "TestSupport"]),
         .testTarget(name: "GmonExportersTests", dependencies: ["GmonExporters", "GoroutineTracker", "GmonModel"]),
         .testTarget(name: "GmonMetricsTests", dependencies: ["GmonMetrics", "GoroutineTracker", "GmonModel"]),
+        .testTarget(name: "DiscoveryTests", dependencies: ["Discovery", "ProcFS"]),
         .testTarget(name: "GoroutineSnapshotTests", dependencies: ["GoroutineSnapshot", "GmonModel", "GoRuntime", "GoBinary", "ProcFS", "TestSupport"]),
         .testTarget(name: "PprofExportTests", dependencies: ["PprofExport", "GmonModel", "TestSupport"]),
         .testTarget(name: "MonitorTests", dependencies: ["Monitor", "GoroutineTracker", "GmonExporters", "GmonMetrics", "GmonModel", "CGmonEvents"]),

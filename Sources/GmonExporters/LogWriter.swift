@@ -105,6 +105,9 @@ public final class LogWriter {
     /// Indexed by site index (count 0: not rendered yet); an Array, not a Dictionary, so a
     /// line costs no hashing.
     private var renderedSites: [Bytes] = []
+    /// With --all: who a site's process is (exe, container_id, pod, namespace, unit), by the
+    /// executable number the site carries; written on its lines before the site's fields.
+    public var origin: ((ExecutableID) -> [(String, String)])?
     private var renderedExitSites: [Bytes] = []
 
     private func cached(_ table: [Bytes], _ i: Int32?) -> Bool {
@@ -128,7 +131,8 @@ public final class LogWriter {
         if c.parentGoid != 0 { field(keys.parentGoroutineID, c.parentGoid) }
         if !cached(renderedSites, siteIndex) {
             let site = site()
-            var siteFields = [("function", site.function), ("created_by", site.createdBy.description)]
+            var siteFields = (origin?(site.executable) ?? []).filter { !$0.1.isEmpty }
+            siteFields += [("function", site.function), ("created_by", site.createdBy.description)]
             for (i, f) in site.stack.enumerated() { siteFields.append(("stack.\(i)", f.description)) }
             remember(Renderer(format: format).fields(siteFields), siteIndex, in: &renderedSites)
         }
@@ -149,7 +153,8 @@ public final class LogWriter {
             put(Renderer(format: format).fields([("created", creationLost ? "lost (ring buffer full)" : "before gmon attached")]))
         }
         if !cached(renderedExitSites, siteIndex), let s = site() {
-            remember(Renderer(format: format).fields([("function", s.function), ("created_by", s.createdBy.description)]), siteIndex, in: &renderedExitSites)
+            let fields = (origin?(s.executable) ?? []).filter { !$0.1.isEmpty } + [("function", s.function), ("created_by", s.createdBy.description)]
+            remember(Renderer(format: format).fields(fields), siteIndex, in: &renderedExitSites)
         }
         endLine()
     }

@@ -17,6 +17,9 @@ public final class GoroutineMetrics: @unchecked Sendable {
     public let states: GoroutineStates
     /// The exe label of each watched executable's sites (the first one's is `exe`).
     public var executableNames: [ExecutableID: String] = [:]
+    /// With --all: each site's owner labels (exe, container_id, pod, namespace), by the
+    /// executable number its sites carry (one per executable and container).
+    public var executableLabels: [ExecutableID: [(String, String)]] = [:]
     let maxSites: Int
 
     /// Per-site series, kept and rendered by gmon (SiteSeries says why).
@@ -92,7 +95,8 @@ public final class GoroutineMetrics: @unchecked Sendable {
     }
 
     func labels(_ s: CreationSite) -> [(String, String)] {
-        var l = [("exe", executableNames[s.executable] ?? exe), ("function", s.function), ("created_by", s.createdBy.description)]
+        var l = executableLabels[s.executable] ?? [("exe", executableNames[s.executable] ?? exe)]
+        l += [("function", s.function), ("created_by", s.createdBy.description)]
         for (i, f) in s.stack.prefix(5).enumerated() { l.append(("stack_\(i)", f.description)) }
         return l
     }
@@ -114,6 +118,20 @@ public final class GoroutineMetrics: @unchecked Sendable {
         }
         sites[i] = m
         return m
+    }
+
+    /// Removes the series of these executables' sites (their processes are gone: the grace
+    /// period is the caller's). Sites of them seen again get new series.
+    public func removeSeries(of gone: Set<ExecutableID>, tracker: Tracker) {
+        var ids = Set<ObjectIdentifier>()
+        for (i, st) in tracker.sites.enumerated() where gone.contains(st.site.executable) && i < sites.count {
+            if let m = sites[i], m !== other { ids.insert(ObjectIdentifier(m)) }
+            sites[i] = nil
+        }
+        guard !ids.isEmpty else { return }
+        byLabels = byLabels.filter { !ids.contains(ObjectIdentifier($0.value)) }
+        series.remove(ids)
+        for g in gone { executableLabels[g] = nil }
     }
 
     /// The series sites past --max-sites share.

@@ -52,6 +52,13 @@ final class SiteSeries: @unchecked Sendable {
         return s
     }
 
+    /// Takes series out of the exposition (their process, container or executable is gone).
+    func remove(_ gone: Set<ObjectIdentifier>) {
+        pthread_mutex_lock(&lock)
+        all.removeAll { gone.contains(ObjectIdentifier($0)) }
+        pthread_mutex_unlock(&lock)
+    }
+
     @inline(__always) private func touch(_ s: Series) {
         if !s.dirty { s.dirty = true; dirty.append(s) }
     }

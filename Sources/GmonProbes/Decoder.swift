@@ -21,6 +21,13 @@ public final class EventDecoder {
     let gOffset = MemoryLayout<gmon_create_event>.offset(of: \gmon_create_event.g)!
     let exitSize = MemoryLayout<gmon_exit_event>.size
 
+    /// The pid of a process that ran exec (reported with --all only); nil for other records.
+    @inline(__always)
+    public func programStarted(_ raw: UnsafeRawBufferPointer) -> UInt32? {
+        guard raw.count >= headerSize, raw.loadUnaligned(as: UInt32.self) == UInt32(GMON_EVENT_PROGRAM_STARTED.rawValue) else { return nil }
+        return raw.loadUnaligned(as: gmon_event_header.self).tgid
+    }
+
     /// nil for a record too short for its type (never produced by gmon's program; counted by the caller).
     public func decode(_ raw: UnsafeRawBufferPointer) -> Event? {
         guard raw.count >= headerSize else { return nil }
@@ -75,8 +82,9 @@ public final class EventDecoder {
     }
 
     /// The program's settings (its .rodata).
-    public static func settings(collectStack: Bool, exitGoid: Bool = false, ringBufferBytes: UInt32) -> gmon_settings {
+    public static func settings(collectStack: Bool, exitGoid: Bool = false, ringBufferBytes: UInt32, reportExecs: Bool = false) -> gmon_settings {
         var s = gmon_settings()
+        s.report_execs = reportExecs ? 1 : 0
         s.collect_stack = collectStack ? 1 : 0
         s.exit_goid = exitGoid ? 1 : 0
         s.wakeup_bytes = UInt64(ringBufferBytes / 4)

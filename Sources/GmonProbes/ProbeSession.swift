@@ -23,9 +23,12 @@ public final class ProbeSession {
         /// Read goid at exits too (only debug logs show it; costs the exiting thread a cache miss).
         public var exitGoid: Bool
         public var ringBufferBytes: UInt32
+        /// Report every exec on the host (--all: programs to watch start).
+        public var reportExecs: Bool
 
-        public init(collectStacks: Bool, exitGoid: Bool, ringBufferBytes: UInt32) {
+        public init(collectStacks: Bool, exitGoid: Bool, ringBufferBytes: UInt32, reportExecs: Bool = false) {
             self.collectStacks = collectStacks; self.exitGoid = exitGoid; self.ringBufferBytes = ringBufferBytes
+            self.reportExecs = reportExecs
         }
     }
 
@@ -35,16 +38,20 @@ public final class ProbeSession {
     let stop: StopToken
     /// Process exit and exec tracepoints; per executable, its exit and creation uprobes.
     private var processLinks: [BPFLink] = []
-    private var exitLinks: [BPFLink] = []
-    private var createLinks: [BPFLink] = []
+    private var exitLinks: [UInt32: [BPFLink]] = [:]
+    private var createLinks: [UInt32: [BPFLink]] = [:]
     private var executables = 0
+    /// Numbers of executables detached, reused oldest first (their processes are gone).
+    private var freeNumbers: [UInt32] = []
+    /// Executables attached now.
+    public var attachedCount: Int { createLinks.count }
 
     public init(options: Options, stop: StopToken) throws {
         self.stop = stop
         do {
             probes = try GmonProbesObject()
             try probes.setSettings(EventDecoder.settings(collectStack: options.collectStacks, exitGoid: options.exitGoid,
-                                                         ringBufferBytes: options.ringBufferBytes))
+                                                         ringBufferBytes: options.ringBufferBytes, reportExecs: options.reportExecs))
             let cpus = try CPURings.possibleCPUs()
             try probes.setRingCount(cpus)
             try probes.load()
@@ -63,14 +70,21 @@ public final class ProbeSession {
     /// `file`: the path the kernel opens (the file gmon parsed, /proc/self/fd/N).
     /// `pauseBeforeUprobesMs`: tests stop gmon or end the process exactly during attach.
     public func attach(file: String, layout: RuntimeLayout, plan: AttachPlan, pid: Int32?, pauseBeforeUprobesMs: Int = 0) throws -> UInt32 {
-        guard executables < Int(GMON_MAX_EXECUTABLES) else {
+        guard executables < Int(GMON_MAX_EXECUTABLES) || !freeNumbers.isEmpty else {
             throw Failure("gmon watches at most \(GMON_MAX_EXECUTABLES) executables at once")
         }
-        let number = UInt32(executables)
+        let number = freeNumbers.first ?? UInt32(executables)
+        var exits: [BPFLink] = [], creates: [BPFLink] = []
+        // Whatever of this executable was attached goes when attaching fails or is interrupted.
+        var done = false
+        defer {
+            if !done {
+                for l in exits + creates { l.destroy() }
+            }
+        }
         do {
             try probes.setExecutable(number, try EventDecoder.executableConfig(goid: layout.goid, gopc: layout.gopc, startpc: layout.startpc,
                                                                                 parentGoid: layout.parentGoid))
-            executables += 1
             var paused = 0
             while paused < pauseBeforeUprobesMs && !stop.isRequested { usleep(10_000); paused += 10 }
             if stop.isRequested { throw Interrupted() }
@@ -78,11 +92,11 @@ public final class ProbeSession {
             // created before gmon attached, and its exit is counted as such; the other order would
             // keep a goroutine created in between live forever.
             for a in [plan.exit] + plan.otherExits {
-                exitLinks.append(try probes.program(a.register == .rax ? .exitRAX : .exit)
+                exits.append(try probes.program(a.register == .rax ? .exitRAX : .exit)
                     .attachUprobe(binary: file, fileOffset: a.fileOffset, pid: pid, returnProbe: false, cookie: UInt64(number)))
             }
             for a in [plan.creation] + plan.otherCreations {
-                createLinks.append(try probes.program(a.register == .rax ? .createAtReturnRAX : .createAtCallRBX)
+                creates.append(try probes.program(a.register == .rax ? .createAtReturnRAX : .createAtCallRBX)
                     .attachUprobe(binary: file, fileOffset: a.fileOffset, pid: pid, returnProbe: a.isReturnProbe, cookie: UInt64(number)))
             }
             if stop.isRequested { throw Interrupted() }
@@ -94,7 +108,19 @@ public final class ProbeSession {
         } catch let e as EventDecoder.LayoutNotReadable {
             throw Failure(e.description)
         }
+        done = true
+        if number == UInt32(executables) { executables += 1 } else { freeNumbers.removeFirst() }
+        exitLinks[number] = exits
+        createLinks[number] = creates
         return number
+    }
+
+    /// Detaches one executable's probes (its last process is gone); its number may be reused.
+    public func detach(executable number: UInt32) {
+        guard let creates = createLinks.removeValue(forKey: number) else { return }
+        for l in exitLinks.removeValue(forKey: number) ?? [] { l.destroy() }
+        for l in creates { l.destroy() }
+        freeNumbers.append(number)
     }
 
     /// In the order of attaching: the exit probes first, so a goroutine created while
@@ -102,9 +128,9 @@ public final class ProbeSession {
     /// created before gmon attached; the process tracepoints last, so every process with
     /// events still has its end reported.
     public func detach() {
-        for l in exitLinks { l.destroy() }
+        for l in exitLinks.values.joined() { l.destroy() }
         exitLinks.removeAll()
-        for l in createLinks { l.destroy() }
+        for l in createLinks.values.joined() { l.destroy() }
         createLinks.removeAll()
         for l in processLinks { l.destroy() }
         processLinks.removeAll()

@@ -34,7 +34,15 @@ public final class EventPipeline {
         self.tracker = tracker; self.metrics = metrics; self.log = log
     }
 
+    /// Processes that ran exec (--all), in the order reported: the agent looks at them after the drain.
+    public private(set) var startedPrograms: [UInt32] = []
+    public func takeStartedPrograms() -> [UInt32] {
+        defer { startedPrograms.removeAll(keepingCapacity: true) }
+        return startedPrograms
+    }
+
     public func handle(_ raw: UnsafeRawBufferPointer) {
+        if let pid = decoder.programStarted(raw) { startedPrograms.append(pid); return }
         guard let event = decoder.decode(raw) else { undecodable += 1; return }
         switch event {
         case .processExit(let pid, let t):

@@ -42,6 +42,9 @@ public final class Monitor {
     let stop: StopToken
     /// Called about once a second on the loop's thread (a place for checks of the caller's).
     public var everySecond: () -> Void = {}
+    /// Called after each drain of the rings on the loop's thread (the agent attaches to new
+    /// programs there: their events wait in the rings meanwhile).
+    public var afterDrain: () -> Void = {}
     /// Called once the loop has ended, before the probes are detached.
     public var willDetach: () -> Void = {}
 
@@ -106,6 +109,7 @@ public final class Monitor {
             // The BPF side wakes us only for a backlog or a process exit; drain on a 20 ms tick.
             try rings.wait(timeoutMs: 20)
             drain()
+            afterDrain()
             let now = monotonicNow()
             if now &- lastSecond >= 1_000_000_000 {
                 // The age gauges walk every live goroutine: not for metrics nobody serves.
@@ -146,6 +150,7 @@ public final class Monitor {
                                failedReads: c(GMON_FAILED_READ), failedStacks: c(GMON_FAILED_STACK),
                                processMapFull: c(GMON_TGID_MAP_FULL), undecodable: pipeline.undecodable)
         l.lostCreationsUntracked = c(GMON_LOST_CREATE_UNTRACKED)
+        l.programStarts = c(GMON_LOST_EXEC_RINGBUF)
         l.logLinesDropped = log.droppedLines
         return l
     }

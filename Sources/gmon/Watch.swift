@@ -26,6 +26,25 @@ struct Watch: ParsableCommand {
     @Option(name: [.customLong("pid"), .customLong("pid", withSingleDash: true)], help: "Watch only this process.")
     var pid: Int32?
 
+    @Flag(name: .customLong("all"), help: "Watch every Go program on the host, running now and started later, in containers too (a node agent).")
+    var all = false
+
+    @Option(name: .customLong("exe"), help: "With --all: only executables whose path or name matches this glob (repeatable).")
+    var exeGlobs: [String] = []
+
+    @Option(name: .customLong("exclude-exe"), help: "With --all: not executables whose path or name matches this glob (repeatable).")
+    var excludeExeGlobs: [String] = []
+
+    @Option(name: .customLong("container"), help: "With --all: only processes of this container (an id or its prefix; repeatable).")
+    var containers: [String] = []
+
+    @Option(name: .customLong("stale-after"), help: "With --all: the series of an executable or container whose processes are all gone are removed after this many seconds.")
+    var staleAfter: Double = 300
+
+    // Tests: where the kubelet's pod log directories are (pod namespace and name).
+    @Option(name: .customLong("pod-log-root"), help: .hidden)
+    var podLogRoot: String = "/var/log/pods"
+
     @Option(name: [.customLong("log-level"), .customLong("level", withSingleDash: true)],
             help: "debug (also exits), info (creations), warn, error.")
     var logLevel: String = "info"
@@ -93,7 +112,15 @@ struct Watch: ParsableCommand {
 
     func validate() throws {
         if legacyVersion { return }
-        guard path != nil || pid != nil else { throw ValidationError("give --path /path/to/go-binary or --pid N") }
+        if all {
+            guard path == nil && pid == nil else { throw ValidationError("--all watches every Go program: drop --path and --pid (or drop --all)") }
+        } else {
+            guard path != nil || pid != nil else { throw ValidationError("give --path /path/to/go-binary, --pid N or --all") }
+            guard exeGlobs.isEmpty && excludeExeGlobs.isEmpty && containers.isEmpty else {
+                throw ValidationError("--exe, --exclude-exe and --container choose among every Go program: use them with --all")
+            }
+        }
+        if !(staleAfter >= 0 && staleAfter <= 86_400 * 365) { throw ValidationError("--stale-after \(staleAfter): use 0 to 31536000 seconds") }
         guard LogWriter.Level(name: logLevel) != nil else { throw ValidationError("--log-level \(logLevel): use debug, info, warn or error") }
         guard LogWriter.Format(rawValue: logFormat) != nil else { throw ValidationError("--log-format \(logFormat): use logfmt or json") }
         if let d = duration, !(d > 0 && d < 1e9) { throw ValidationError("--duration must be a positive number of seconds") }
@@ -116,6 +143,7 @@ struct Watch: ParsableCommand {
         installSignalHandlers()
         try checkPrivileges()
         do { try KernelSupport.check() } catch let m as KernelSupport.Missing { throw CLIError(m.description) }
+        if all { try runAll(); return }
         let file = try openExecutable(pid: pid, path: path)
         let binary = file.displayPath
         // Parsed through the open file: the kernel later gets the same file (never a name to resolve again).

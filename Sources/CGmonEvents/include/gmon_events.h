@@ -31,6 +31,7 @@ enum gmon_event_type {
     GMON_EVENT_EXIT = 2,
     GMON_EVENT_PROCESS_EXIT = 3,
     GMON_EVENT_PROCESS_EXEC = 4,   // the process replaced its image: the old image's goroutines are gone
+    GMON_EVENT_PROGRAM_STARTED = 5, // any process ran exec (--all: a program gmon may watch has started)
 };
 
 // Indices of the per-CPU loss counters (map "gmon_counters").
@@ -42,7 +43,8 @@ enum gmon_counter {
     GMON_FAILED_STACK = 4,          // a frame could not be read (event sent with the stack so far)
     GMON_TGID_MAP_FULL = 5,         // too many traced processes to track exits
     GMON_LOST_CREATE_UNTRACKED = 6, // a creation lost to a full ring could not be remembered (table full)
-    GMON_COUNTER_MAX = 7,
+    GMON_LOST_EXEC_RINGBUF = 7,     // ring buffer full: a program start (--all) was dropped
+    GMON_COUNTER_MAX = 8,
 };
 
 // Executables one loaded program serves: each probe's attach cookie is its executable's
@@ -55,6 +57,8 @@ struct gmon_settings {
     gmon_u32 collect_stack;        // 0: no creator stacks (cheapest)
     gmon_u32 exit_goid;            // 1: read goid at exit too (only debug logs show it)
     gmon_u64 wakeup_bytes;         // wake gmon once this much is waiting in the ring
+    gmon_u32 report_execs;         // 1 (--all): every exec on the host is reported (rare: cheap)
+    gmon_u32 _pad;
 };
 
 // Where one executable's runtime.g keeps the fields gmon reads ("gmon_executables", by the

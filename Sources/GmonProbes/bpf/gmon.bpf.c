@@ -363,5 +363,21 @@ int gmon_process_exit(void *ctx) {
 
 // exec from any thread: the kernel has ended every other thread of the process by now
 // (de_thread), and the new image starts with no goroutines, even when it is the same file.
+// With --all, every exec is reported too: the new image may be a Go program to watch
+// (gmon reads /proc/PID/exe; a kernel event, not a scan of /proc).
 SEC("raw_tp/sched_process_exec")
-int gmon_process_exec(void *ctx) { return end_process(GMON_EVENT_PROCESS_EXEC); }
+int gmon_process_exec(void *ctx) {
+    end_process(GMON_EVENT_PROCESS_EXEC);
+    if (!gmon_settings.report_execs)
+        return 0;
+    void *ring = cpu_ring();
+    struct gmon_exit_event *e = ring ? bpf_ringbuf_reserve(ring, sizeof(*e), 0) : NULL;
+    if (!e) {
+        count(GMON_LOST_EXEC_RINGBUF);
+        return 0;
+    }
+    fill_header(&e->h, GMON_EVENT_PROGRAM_STARTED, bpf_get_current_pid_tgid(), 0, 0);
+    e->g = 0;
+    bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+    return 0;
+}

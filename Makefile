@@ -3,7 +3,7 @@ SWIFT ?= swift
 export GMON_GO_CACHE ?= /var/cache/gmon/go
 export GOCACHE ?= /var/cache/gmon/gocache
 
-.PHONY: all deps fixtures build release floors test demo bench fuzz clean
+.PHONY: all deps fixtures build release floors test demo bench fuzz dist clean
 
 all: build
 
@@ -21,6 +21,10 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib --product gmon
 
+# A self-contained gmon (only glibc's libraries dynamic) and a .deb with a systemd unit, in dist/.
+dist: deps
+	@bash scripts/dist.sh
+
 # make bench's floors, a tool beside gmon (not part of it).
 floors: deps
 	$(SWIFT) build -c release --static-swift-stdlib --product gmon-floors
@@ -31,6 +35,7 @@ test: fixtures
 	$(SWIFT) build --build-tests
 	@bash scripts/fuzz.sh smoke
 	@bash scripts/bench.sh --tiny
+	@bash scripts/dist.sh && bash scripts/check-dist.sh
 	$(SWIFT) test
 
 demo: fixtures release
@@ -46,4 +51,4 @@ fuzz: fixtures
 	@bash scripts/fuzz.sh long
 
 clean:
-	rm -rf .build .fixtures .fuzz .bench
+	rm -rf .build .fixtures .fuzz .bench dist

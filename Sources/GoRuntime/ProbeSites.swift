@@ -229,6 +229,15 @@ final class Capstone {
     let open: Open, option: Option, disasm: Disasm, free: Free, close: Close
 
     init() throws {
+        #if GMON_STATIC_CAPSTONE
+        // make dist: Capstone is linked in (a self-contained binary needs no libcapstone).
+        library = UnsafeMutableRawPointer(bitPattern: 1)!
+        open = { cs_open($0, $1, $2) }
+        option = { cs_option($0, $1, $2) }
+        disasm = { cs_disasm($0, $1, $2, $3, $4, $5) }
+        free = { cs_free($0, $1) }
+        close = { cs_close($0) }
+        #else
         // The release whose headers gmon was built with: cs_insn's layout must match.
         let name = "libcapstone.so.\(CS_API_MAJOR)"
         guard let lib = dlopen(name, RTLD_NOW | RTLD_LOCAL) else {
@@ -249,7 +258,12 @@ final class Capstone {
             throw error
         }
         library = lib
+        #endif
     }
 
-    deinit { dlclose(library) }
+    deinit {
+        #if !GMON_STATIC_CAPSTONE
+        dlclose(library)
+        #endif
+    }
 }

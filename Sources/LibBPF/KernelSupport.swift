@@ -21,10 +21,11 @@ public enum KernelSupport {
     public static func check() throws {
         _ = LibbpfLog.shared   // route libbpf's own messages away from stderr
         // The system call itself: libbpf's feature probes below answer "unsupported" for
-        // any failure, so ask something every BPF kernel answers (ENOENT: no more ids).
-        var next: UInt32 = 0
-        let rc = bpf_prog_get_next_id(0, &next)
-        if rc < 0 && -rc != ENOENT {
+        // any failure, so make what gmon makes anyway, a small array map (CAP_BPF is enough:
+        // asking for program ids would need CAP_SYS_ADMIN, which gmon does not need).
+        let rc = bpf_map_create(BPF_MAP_TYPE_ARRAY, nil, 4, 4, 1, nil)
+        if rc >= 0 { close(rc) }
+        if rc < 0 {
             switch -rc {
             case ENOSYS:
                 throw Missing(feature: "bpf", description: "this kernel has no BPF system call (built without CONFIG_BPF_SYSCALL): gmon needs Linux 5.8 or later with BPF enabled")

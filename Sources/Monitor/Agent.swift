@@ -1,4 +1,5 @@
 import Discovery
+import Foundation
 import GmonExporters
 import GmonMetrics
 import GmonModel
@@ -66,6 +67,7 @@ public final class Agent {
     struct Target {
         let number: UInt32
         let file: OpenedExecutable
+        let exe: GoExecutable
         let name: String
         var pids: Set<Int32>
     }
@@ -101,6 +103,29 @@ public final class Agent {
 
     /// Labels of each group: exe, container_id, pod, namespace (and the unit in logs).
     private var labels: [ExecutableID: [(String, String)]] = [:]
+    /// The same without what only logs carry: what its series carry.
+    private var metricLabels: [ExecutableID: [(String, String)]] = [:]
+
+    /// What periodic snapshots read (their thread takes it under the lock).
+    private let publishedLock = NSLock()
+    private var published: [PeriodicSnapshots.Target] = []
+
+    public func snapshotTargets() -> [PeriodicSnapshots.Target] {
+        publishedLock.lock()
+        defer { publishedLock.unlock() }
+        return published
+    }
+
+    private func publishTargets() {
+        let list = targets.map { id, t in
+            PeriodicSnapshots.Target(exe: t.exe, file: id, executable: ExecutableID(t.number), processes: t.pids.sorted().map { pid in
+                (pid, metricLabels[group(pid: UInt32(pid), number: ExecutableID(t.number))] ?? [("exe", t.name)])
+            })
+        }
+        publishedLock.lock()
+        published = list
+        publishedLock.unlock()
+    }
 
     /// Every process running now.
     public func scan() {
@@ -163,13 +188,17 @@ public final class Agent {
         let name = file.displayPath.split(separator: "/").last.map(String.init) ?? file.displayPath
         // Every process of it running now (this one included), read from memory and seeded.
         let pids = ProcFS.processes(running: id)
-        targets[id] = Target(number: number, file: file, name: name, pids: Set(pids + [pid]))
+        targets[id] = Target(number: number, file: file, exe: exe, name: name, pids: Set(pids + [pid]))
         fileOfNumber[number] = id
         attachedExecutables += 1
         let seeded = ExistingGoroutines.seed(pids: pids, exe: exe, file: id, executable: executable, resolver: resolver,
                                              pipeline: pipeline, stop: stop)
         seededGoroutines += seeded.goroutines
+        for f in seeded.failures {
+            say("gmon: warning: cannot read the goroutines that already exist in process \(f.pid) (\(f.reason)); its goroutines created from now on are watched")
+        }
         let ownerNote = owner.containerID.map { " in container \($0.prefix(12))" } ?? owner.systemdUnit.map { " (\($0))" } ?? ""
+        publishTargets()
         say("gmon: watching \(file.displayPath) (\(exe.goVersion))\(ownerNote): \(pids.count) process\(pids.count == 1 ? "" : "es"), \(seeded.goroutines) goroutines already running")
     }
 
@@ -197,6 +226,7 @@ public final class Agent {
             var l = [("exe", targets[file]?.name ?? "?"), ("container_id", owner.containerID ?? ""),
                      ("pod", pod?.name ?? ""), ("namespace", pod?.namespace ?? "")]
             metrics?.executableLabels[g] = l
+            metricLabels[g] = l
             if let u = owner.systemdUnit { l.append(("unit", u)) }
             if let uid = owner.podUID { l.append(("pod_uid", uid)) }
             labels[g] = l
@@ -228,9 +258,10 @@ public final class Agent {
         let due = Set(goneGroups.filter { now &- $0.value >= grace }.keys)
         if !due.isEmpty {
             metrics?.removeSeries(of: due, tracker: pipeline.tracker)
-            for g in due { goneGroups[g] = nil; labels[g] = nil }
+            for g in due { goneGroups[g] = nil; labels[g] = nil; metricLabels[g] = nil }
             groups = groups.filter { !due.contains($0.value) }
         }
+        publishTargets()
     }
 
     /// Files watched now.

@@ -12,7 +12,7 @@ import Foundation
 extension Watch {
     /// `gmon --all`: the agent finds the Go programs; the rest is the single-executable wiring.
     func runAll() throws {
-        let metrics = GoroutineMetrics(exe: "", maxSites: maxSites, version: GMon.version, goVersion: "", snapshots: false)
+        let metrics = GoroutineMetrics(exe: "", maxSites: maxSites, version: GMon.version, goVersion: "", snapshots: snapshotInterval > 0)
         var server: MetricsServer?
         if !noMetrics {
             let (host, port) = try metricsPort.map { ("127.0.0.1", $0) } ?? parseListenAddress(metricsAddress)
@@ -48,10 +48,17 @@ extension Watch {
         monitor.afterDrain = { agent.afterDrain() }
         monitor.everySecond = { agent.everySecond() }
         monitor.willDetach = { server?.isAttached = false }
+        var snapshots: PeriodicSnapshots?
+        if snapshotInterval > 0 && server != nil {
+            let s = PeriodicSnapshots(interval: snapshotInterval, maxRows: maxSites, states: metrics.states) { agent.snapshotTargets() }
+            s.start()
+            snapshots = s
+        }
         server?.isAttached = true
         let metricsNote = server.map { "; metrics on http://\($0.boundAddress)/metrics" } ?? ""
         standardErrorLine("gmon: watching every Go program on this host: \(agent.watchedCount) executable\(agent.watchedCount == 1 ? "" : "s") now, \(agent.seededGoroutines) goroutines already running\(metricsNote); stop with Ctrl-C")
         let outcome = try monitor.run()
+        snapshots?.cancel()
         if let r = outcome.reason { standardErrorLine("gmon: \(r)") }
         standardErrorLine(Summary.render(tracker: tracker, losses: outcome.losses))
         if outcome.afterStop > 0 { standardErrorLine("gmon: \(outcome.afterStop) events stamped after gmon stopped watching were left out") }

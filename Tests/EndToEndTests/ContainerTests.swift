@@ -100,7 +100,7 @@ extension EndToEnd { @Suite(.serialized) struct ContainerTests {
                                    cgroupsPath: "/docker/\(ids.docker)", under: dir)
         _ = docker.fixture.waitForLine("ready")
 
-        let gmon = try GmonProcess(["--all", "--exe", "goroutines", "--exe", "etcdctl*", "--log-format", "json", "--stale-after", "6",
+        let gmon = try GmonProcess(["--all", "--exe", "goroutines", "--exe", "etcdctl*", "--log-format", "json", "--stale-after", "6", "--snapshot-interval", "1",
                                     "--pod-log-root", pods.path])
         let url = try MetricsTests.metricsURL(gmonAttached(gmon))
         let k8s = try Container(id: "gmon-k8s", binary: Fixtures.binary("1.27.3", "stripped"), args: args,
@@ -126,6 +126,16 @@ extension EndToEnd { @Suite(.serialized) struct ContainerTests {
         #expect(crioLabels.contains("pod=\"checkout-7d9f\"") && crioLabels.contains("namespace=\"shop\""), "CRI-O container's labels: \(crioLabels)")
         let dockerLabels = byContainer["\(ids.docker) main.shortLived"]?.labels ?? ""
         #expect(dockerLabels.contains("pod=\"\""), "Docker container's labels: \(dockerLabels)")
+        // Periodic snapshots (every second here) count each container's leaked goroutines by status.
+        let leakEnd = Date().addingTimeInterval(10)
+        var leak: String?
+        repeat {
+            leak = try MetricsTests.curl(["http://\(url)/metrics"]).split(separator: "\n").first {
+                $0.hasPrefix("gmon_goroutines_by_status{exe=\"goroutines\",container_id=\"\(ids.k8s)\",pod=\"checkout-7d9f\",namespace=\"shop\",function=\"main.leaked\"")
+            }.map(String.init)
+            if leak == nil { usleep(200_000) }
+        } while leak == nil && Date() < leakEnd
+        #expect(leak?.hasSuffix(" 3") == true, "the k8s container's 3 leaked goroutines by status: \(leak ?? "none")")
         // Log lines carry the container and pod.
         let podLine = gmon.events.first { ($0["container_id"] as? String) == ids.k8s }
         #expect(podLine?["pod"] as? String == "checkout-7d9f" && podLine?["exe"] as? String == "goroutines",

@@ -58,6 +58,7 @@ public final class GoroutineMetrics: @unchecked Sendable {
         if openMetrics { text = Exposition.toOpenMetrics(text) }
         series.render(into: &text, openMetrics: openMetrics)
         states.render(into: &text, openMetrics: openMetrics)
+        ProcessMetrics.render(into: &text, openMetrics: openMetrics)
         if openMetrics { text += "# EOF\n".utf8 }
         return text
     }

@@ -24,6 +24,10 @@ extension ProcFS {
         public var parent: Int32
         /// Clock ticks after boot: with the pid, tells a process from a later one reusing its pid.
         public var startTime: UInt64
+        /// CPU time in user and kernel mode, clock ticks.
+        public var userTicks: UInt64 = 0, systemTicks: UInt64 = 0
+        /// Virtual memory size in bytes, resident set in pages.
+        public var virtualBytes: UInt64 = 0, residentPages: UInt64 = 0
     }
 
     public static func stat(_ pid: Int32) -> Stat? {
@@ -37,7 +41,15 @@ extension ProcFS {
         let f = text[text.index(after: close)...].split(separator: " ")
         // state is field 3 of stat(5), starttime field 22: indices 0 and 19 after comm.
         guard f.count > 19, let state = f[0].first, let parent = Int32(f[1]), let start = UInt64(f[19]) else { return nil }
-        return Stat(state: state, parent: parent, startTime: start)
+        var s = Stat(state: state, parent: parent, startTime: start)
+        // utime, stime: fields 14 and 15; vsize, rss: 23 and 24.
+        if f.count > 21 {
+            s.userTicks = UInt64(f[11]) ?? 0
+            s.systemTicks = UInt64(f[12]) ?? 0
+            s.virtualBytes = UInt64(f[20]) ?? 0
+            s.residentPages = UInt64(f[21]) ?? 0
+        }
+        return s
     }
 
     /// The process's cgroup paths, one per hierarchy ("0::/…" on cgroup v2).
@@ -81,5 +93,37 @@ extension ProcFS {
     /// at the same path does not).
     public static func processes(running file: FileIdentity) -> [Int32] {
         processIDs().filter { FileIdentity(path: "/proc/\($0)/exe") == file }
+    }
+}
+
+extension ProcFS {
+    /// gmon's own cost, as exporters serve it (process_* metrics).
+    public struct OwnUsage: Sendable {
+        public var cpuSeconds: Double
+        public var residentBytes: UInt64
+        public var virtualBytes: UInt64
+        public var startTimeSeconds: Double
+        public var openFDs: Int
+        public var maxFDs: UInt64
+    }
+
+    public static func ownUsage() -> OwnUsage? {
+        guard let st = stat(getpid()) else { return nil }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        // Boot time (/proc/stat's btime) plus the start in ticks after boot.
+        let boot = readSmallFile("/proc/stat")?.split(separator: "\n").first { $0.hasPrefix("btime ") }
+            .flatMap { Double($0.dropFirst(6).trimmingPrefix(" ")) } ?? 0
+        var fds = 0
+        if let dir = opendir("/proc/self/fd") {
+            while let e = readdir(dir) { if e.pointee.d_name.0 != 0x2e { fds += 1 } }
+            closedir(dir)
+            fds -= 1   // the directory's own descriptor
+        }
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        return OwnUsage(cpuSeconds: Double(st.userTicks + st.systemTicks) / ticks, residentBytes: st.residentPages * page,
+                        virtualBytes: st.virtualBytes, startTimeSeconds: boot + Double(st.startTime) / ticks,
+                        openFDs: max(fds, 0), maxFDs: UInt64(limit.rlim_cur))
     }
 }

@@ -115,6 +115,14 @@ extension EndToEnd { @Suite struct MetricsTests {
 
         let text = try Self.curl([url])
         #expect(text.contains("gmon_goroutines_created_total{"))
+        // gmon's own cost, as every exporter serves it.
+        func value(_ name: String) -> Double? {
+            text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+        }
+        let rss = value("process_resident_memory_bytes") ?? 0, started = value("process_start_time_seconds") ?? 0
+        #expect(rss > 10e6 && rss < 2e9, "process_resident_memory_bytes \(rss)")
+        #expect(abs(started - Date().timeIntervalSince1970) < 120, "process_start_time_seconds \(started)")
+        #expect((value("process_cpu_seconds_total") ?? 0) > 0 && (value("process_open_fds") ?? 0) > 3 && value("process_max_fds") != nil)
         let promtool = Process()
         promtool.executableURL = URL(fileURLWithPath: "/usr/bin/promtool")
         promtool.arguments = ["check", "metrics"]

@@ -80,7 +80,8 @@ public final class Agent {
 
     struct GroupKey: Hashable { let file: FileIdentity; let container: String }
     private var groups: [GroupKey: ExecutableID] = [:]
-    private var groupOfPid: [UInt32: ExecutableID] = [:]
+    /// By pid, then by executable number: a process that ran exec is another executable's.
+    private var groupOfPid: [UInt32: [UInt32: ExecutableID]] = [:]
     private var nextGroup: UInt32 = 0
     /// Groups whose processes are all gone, with when: their series go after the grace period.
     private var goneGroups: [ExecutableID: UInt64] = [:]
@@ -210,7 +211,7 @@ public final class Agent {
 
     /// The group of a process of executable `number`: its file and container.
     func group(pid: UInt32, number: ExecutableID) -> ExecutableID {
-        if let g = groupOfPid[pid] { return g }
+        if let g = groupOfPid[pid]?[number.rawValue] { return g }
         guard let file = fileOfNumber[number.rawValue] else { return number }
         let owner = Owner(cgroupLines: ProcFS.cgroups(Int32(bitPattern: pid)) ?? [])
         let key = GroupKey(file: file, container: owner.containerID ?? "")
@@ -231,7 +232,7 @@ public final class Agent {
             if let uid = owner.podUID { l.append(("pod_uid", uid)) }
             labels[g] = l
         }
-        if groupOfPid.count < 1 << 20 { groupOfPid[pid] = g }
+        if groupOfPid.count < 1 << 20 { groupOfPid[pid, default: [:]][number.rawValue] = g }
         return g
     }
 
@@ -252,7 +253,7 @@ public final class Agent {
             }
         }
         // A container gone while other containers of its file run: its group goes too.
-        let aliveGroups = Set(targets.values.flatMap(\.pids).compactMap { groupOfPid[UInt32($0)] })
+        let aliveGroups = Set(targets.values.flatMap { t in t.pids.compactMap { groupOfPid[UInt32($0)]?[t.number] } })
         for g in groups.values where !aliveGroups.contains(g) && goneGroups[g] == nil { goneGroups[g] = now }
         let grace = UInt64(options.staleAfterSeconds * 1e9)
         let due = Set(goneGroups.filter { now &- $0.value >= grace }.keys)

@@ -1,0 +1,147 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `gmon --all` on the host: many programs of many Go releases at once, a program that
+/// execs another, and programs it must leave alone.
+extension EndToEnd { @Suite(.serialized) struct AgentTests {
+    /// Copies of fixtures under names of their own (the exe label), in a scratch directory.
+    static func executables(_ pairs: [(String, String)], in dir: URL) throws -> [(name: String, path: String)] {
+        try pairs.map { version, mode in
+            let name = "g\(version.replacingOccurrences(of: ".", with: ""))-\(mode)"
+            let path = dir.appendingPathComponent(name).path
+            try FileManager.default.copyItem(atPath: Fixtures.binary(version, mode), toPath: path)
+            return (name, path)
+        }
+    }
+
+    /// Sum per (exe, function) of created and exited, from one scrape.
+    static func counts(_ text: String) -> [String: (created: Int, exited: Int)] {
+        var out: [String: (Int, Int)] = [:]
+        for line in text.split(separator: "\n") {
+            for (family, isCreated) in [("gmon_goroutines_created_total{", true), ("gmon_goroutines_exited_total{", false)] where line.hasPrefix(family) {
+                let labels = String(line.dropFirst(family.count).prefix { $0 != "}" })
+                func label(_ k: String) -> String {
+                    guard let r = labels.range(of: "\(k)=\"") else { return "" }
+                    return String(labels[r.upperBound...].prefix { $0 != "\"" })
+                }
+                let n = Int(Double(line.split(separator: " ").last ?? "0") ?? 0)
+                var v = out["\(label("exe")) \(label("function"))"] ?? (0, 0)
+                if isCreated { v.0 += n } else { v.1 += n }
+                out["\(label("exe")) \(label("function"))"] = v
+            }
+        }
+        return out
+    }
+
+    func waitFor(_ gmon: GmonProcess, _ text: String, count: Int = 1, timeout: TimeInterval = 60) throws {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if gmon.stderr.components(separatedBy: text).count - 1 >= count { return }
+            if !gmon.process.isRunning { throw E2EError("gmon exited \(gmon.process.terminationStatus): \(gmon.stderr)") }
+            usleep(50_000)
+        }
+        throw E2EError("gmon did not say \(text.debugDescription) (\(count)x) within \(timeout) s: \(gmon.stderr.suffix(3000))")
+    }
+
+    /// 50 processes of 10 executables (Go 1.19 to 1.27, normal and stripped), 25 started
+    /// before gmon and 25 after: every (executable, site) count equals the sum of its
+    /// processes' truths; each executable is attached once, whatever its number of processes.
+    /// A non-Go program started meanwhile is left alone, without a note.
+    @Test func fiftyProcessesOfTenExecutables() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-agent-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let versions = Fixtures.toolchains.map(\.version)
+        var pairs = versions.map { ($0, "normal") }
+        for v in versions.reversed() where pairs.count < 10 { pairs.append((v, "stripped")) }
+        let exes = try Self.executables(Array(pairs.prefix(10)), in: dir)
+        #expect(exes.count == 10)
+        let args = ["-a", "20", "-b", "4", "-c", "2", "-wait-stdin"]
+        var running: [(exe: String, process: FixtureProcess)] = []
+        for (i, e) in exes.enumerated() {
+            for _ in 0..<(i % 2 == 0 ? 3 : 2) { running.append((e.name, try FixtureProcess(e.path, args))) }
+        }
+        #expect(running.count == 25)
+        for r in running { _ = r.process.waitForLine("ready") }
+        let gmon = try GmonProcess(["--all", "--exe", "g1*", "--log-level", "warn", "--snapshot-interval", "0"])
+        try waitFor(gmon, "gmon: watching every Go program")
+        #expect(gmon.stderr.components(separatedBy: "gmon: watching \(dir.path)/").count - 1 == 10, "each executable attached once: \(gmon.stderr)")
+        let url = try MetricsTests.metricsURL(gmon)
+        // 25 more, and a program that is not Go.
+        let notGo = Process()
+        notGo.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        notGo.arguments = ["30"]
+        try notGo.run()
+        defer { notGo.terminate() }
+        for (i, e) in exes.enumerated() {
+            for _ in 0..<(i % 2 == 0 ? 2 : 3) { running.append((e.name, try FixtureProcess(e.path, args))) }
+        }
+        #expect(running.count == 50)
+        for r in running.dropFirst(25) { _ = r.process.waitForLine("ready") }
+        var truth: [String: (created: Int, exited: Int)] = [:]
+        for r in running {
+            r.process.send("go")
+            for t in Truth.parse(r.process.waitForLine("done")) {
+                let v = truth["\(r.exe) \(t.function)"] ?? (0, 0)
+                truth["\(r.exe) \(t.function)"] = (v.created + t.created, v.exited + t.exited)
+            }
+        }
+        #expect(truth.count == 30)
+        var problems: [String] = []
+        let end = Date().addingTimeInterval(15)
+        repeat {
+            let got = Self.counts(try MetricsTests.curl(["http://\(url)/metrics"]))
+            problems = truth.compactMap { k, v in
+                got[k].map { $0.created == v.created && $0.exited == v.exited } == true ? nil : "\(k): gmon \(got[k].map { "\($0.created)/\($0.exited)" } ?? "none"), truth \(v.created)/\(v.exited)"
+            }
+            if problems.isEmpty { break }
+            usleep(250_000)
+        } while Date() < end
+        #expect(problems.isEmpty, "per-executable counts: \(problems.sorted().joined(separator: "; "))")
+        for r in running { r.process.send("exit"); _ = r.process.finish() }
+        #expect(gmon.stderr.components(separatedBy: "gmon: watching \(dir.path)/").count - 1 == 10, "no executable attached twice: \(gmon.stderr)")
+        #expect(!gmon.stderr.contains("sleep"), "a program that is not Go gets no note: \(gmon.stderr)")
+        #expect(try gmon.stop() == 0)
+        #expect(gmon.stderr.contains("lost events: ring buffer full 0 "), "\(gmon.stderr)")
+    }
+
+    /// A Go program that execs another Go program: the first image's goroutines end with the
+    /// exec (one "process ran exec" line), the second executable is attached when the kernel
+    /// reports the exec, and its counts are exact.
+    @Test func aGoProgramThatExecsAnother() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-exec-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let exes = try Self.executables([("1.21.13", "normal"), ("1.27.3", "pie")], in: dir)
+        let gmon = try GmonProcess(["--all", "--exe", "g1*", "--log-format", "json"])
+        try waitFor(gmon, "gmon: watching every Go program")
+        let url = try MetricsTests.metricsURL(gmon)
+        let p = try FixtureProcess(exes[0].path, ["-wait-stdin", "-hold", "4", "-exec", exes[1].path, "-exec-args", "-a 30 -b 5 -c 2 -wait-stdin"])
+        _ = p.waitForLine("ready")
+        try waitFor(gmon, "gmon: watching \(exes[0].path)")
+        p.send("hold and exec")
+        _ = p.waitForLine("ready")
+        try waitFor(gmon, "gmon: watching \(exes[1].path)")
+        p.send("go")
+        let truths = Truth.parse(p.waitForLine("done"))
+        #expect(truths.count == 3)
+        var problems: [String] = []
+        let end = Date().addingTimeInterval(10)
+        repeat {
+            let got = Self.counts(try MetricsTests.curl(["http://\(url)/metrics"]))
+            problems = truths.compactMap { t in
+                let g = got["\(exes[1].name) \(t.function)"]
+                return g.map { $0.created == t.created && $0.exited == t.exited } == true ? nil : "\(t.function): gmon \(g.map { "\($0.created)/\($0.exited)" } ?? "none"), truth \(t.created)/\(t.exited)"
+            }
+            if problems.isEmpty { break }
+            usleep(200_000)
+        } while Date() < end
+        #expect(problems.isEmpty, "the exec'd program's counts: \(problems.joined(separator: "; "))")
+        p.send("exit")
+        _ = p.finish()
+        #expect(try gmon.stop() == 0)
+        let execLines = gmon.events.filter { ($0["msg"] as? String) == "process ran exec" && ($0["pid"] as? Int) == Int(p.process.processIdentifier) }
+        #expect(execLines.count == 1, "one exec line for the first image: \(gmon.stdout.suffix(1500))")
+    }
+} }

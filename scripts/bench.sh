@@ -31,9 +31,14 @@ start_gmon() {   # args: gmon flags… (the floors' flags run gmon-floors); sets
   # and while it truncated the last run's log (60 MB) this shell read the last run's
   # "watching" line and started the program before gmon had attached.
   rm -f "$W/gmon.out"; : >"$W/gmon.err"
-  "$bin" --path "$@" >"$W/gmon.out" 2>>"$W/gmon.err" &
+  # --all: no path; the program is found when it starts.
+  if [[ " $* " == *" --all "* ]]; then shift; "$bin" "$@" >"$W/gmon.out" 2>>"$W/gmon.err" &
+  else "$bin" --path "$@" >"$W/gmon.out" 2>>"$W/gmon.err" &
+  fi
   GPID=$!
-  for _ in $(seq 300); do grep -q "gmon: watching" "$W/gmon.err" && return 0; kill -0 $GPID 2>/dev/null || break; sleep 0.05; done
+  # --all says "watching every Go program" once its first scan has attached to each.
+  local ready="gmon: watching"; [[ " $* " == *" --all "* ]] && ready="gmon: watching every Go program"
+  for _ in $(seq 600); do grep -q "$ready" "$W/gmon.err" && return 0; kill -0 $GPID 2>/dev/null || break; sleep 0.01; done
   echo "bench: gmon did not attach: $(cat "$W/gmon.err")" >&2; exit 1
 }
 stop_gmon() { kill -INT $GPID; wait $GPID || true; }
@@ -46,7 +51,7 @@ check_exact() {   # mode
     b|bclassic) read -r c x < <(sed -n 's/^gmon: count-only: creations \([0-9]*\) exits \([0-9]*\)/\1 \2/p' "$e")
                 [ "${c:-0}" -ge "$N" ] && [ "${x:-0}" -ge "$N" ] || ok=0 ;;
     e|f) d=$(sed -n 's/^gmon: records delivered and dropped: \([0-9]*\)/\1/p' "$e"); [ "${d:-0}" -ge $((2 * N)) ] || ok=0 ;;
-    *) read -r c x before < <(sed -n 's/^gmon summary: \([0-9]*\) goroutines created, \([0-9]*\) exited, .*, \([0-9]*\) exits of goroutines created before gmon attached/\1 \2 \3/p' "$e")
+    *) read -r c x before < <(sed -n 's/^gmon summary: \([0-9]*\) goroutines created[^,]*, \([0-9]*\) exited, .*, \([0-9]*\) exits of goroutines created before gmon attached/\1 \2 \3/p' "$e")
        [ "${c:-0}" -ge "$N" ] && [ "${x:-0}" -ge "$N" ] && [ "${before:-1}" = 0 ] || ok=0 ;;
   esac
   grep -q "^lost events: ring buffer full 0 " "$e" || [ "$1" = b ] || [ "$1" = bclassic ] || ok=0
@@ -62,12 +67,28 @@ declare -A FLAGS=(
   [e]="--deliver-only --log-level warn --no-metrics"
   [f]="--drop-in-user-space --log-level warn --no-metrics"
   [g]="--log-level warn"
+  [h]="--all --exe goroutines.normal --log-level warn"
 )
 : >"$W/samples"
 for r in $(seq "$ROUNDS"); do
-  for mode in a b bclassic c d e f g; do
+  for mode in a b bclassic c d e f g h; do
     if [ $mode = a ]; then
       ns=$("$FIX" -bench "$N" | awk '{print $2}')
+    elif [ $mode = h ]; then
+      # --all: the program waits until gmon has found it (its exec reported by the kernel).
+      # shellcheck disable=SC2086
+      start_gmon "$FIX" ${FLAGS[$mode]} --metrics-address 127.0.0.1:0
+      rm -f "$W/in"; mkfifo "$W/in"
+      "$FIX" -wait-stdin -bench "$N" <"$W/in" >"$W/bench.out" & BP=$!
+      exec 9>"$W/in"
+      for _ in $(seq 600); do grep -q "watching .*goroutines.normal" "$W/gmon.err" && break; sleep 0.01; done
+      echo >&9; wait $BP; exec 9>&-
+      ns=$(grep -v '^ready' "$W/bench.out" | awk '{print $2}')
+      sleep 0.3; stop_gmon
+      check_exact $mode
+      cost=$(sed -n 's/^gmon: own cost: user \([0-9.e-]*\) s, system \([0-9.e-]*\) s, peak RSS \([0-9]*\) MB/\1 \2 \3/p' "$W/gmon.err")
+      lost=$(sed -n 's/^lost events: ring buffer full \([0-9]*\).*/\1/p' "$W/gmon.err")
+      echo "cost $mode $cost ${lost:-0}" >>"$W/samples"
     else
       # shellcheck disable=SC2086
       start_gmon "$FIX" ${FLAGS[$mode]} --metrics-address 127.0.0.1:0
@@ -206,11 +227,53 @@ if [ $TINY = 0 ] && command -v wrk >/dev/null; then
   kill $DPID; wait $DPID 2>/dev/null || true
 fi
 
+# 7. The node agent (issue 17): gmon --all with AGENT_PROCS running processes of 10
+# executables (copies of the fixture under names of their own, Go 1.19 to 1.27): the time
+# from gmon's start to watching them all; gmon's RSS per watched executable (against a run
+# with none); the delay from a new program's exec to gmon watching it (10 programs, each
+# a file gmon has not seen); the scrape's bytes per series.
+AGENT_PROCS=${GMON_BENCH_AGENT_PROCS:-50}; [ $TINY = 1 ] && AGENT_PROCS=10
+AG="$W/agent"; mkdir -p "$AG"
+k=0
+for mode in normal stripped; do
+  for v in $(cut -d: -f1 .fixtures/toolchains); do
+    [ $k -lt 10 ] && cp ".fixtures/$v/goroutines.$mode" "$AG/ga$k" && k=$((k + 1))
+  done
+done
+for k in $(seq 0 9); do cp "$FIX" "$AG/gb$k"; done
+agent_rss() { awk '/^VmRSS/ {print $2}' "/proc/$GPID/status"; }
+start_gmon x --all --exe 'ga*' --exe 'gb*' --log-level warn --metrics-address 127.0.0.1:0
+sleep 1; rss0=$(agent_rss); stop_gmon
+# The programs wait for a line that never comes, on a FIFO this script holds open.
+mkfifo "$AG/hold"; exec 7<>"$AG/hold"
+for p in $(seq 0 $((AGENT_PROCS - 1))); do "$AG/ga$((p % 10))" -wait-stdin <"$AG/hold" >/dev/null & done
+sleep 2
+t0=$(date +%s%N)
+start_gmon x --all --exe 'ga*' --exe 'gb*' --log-level warn --metrics-address 127.0.0.1:0
+t1=$(date +%s%N)
+sleep 1; rss10=$(agent_rss)
+watching=$(grep -c "gmon: watching $AG/ga" "$W/gmon.err" || true)
+seeded=$(sed -n 's/.*executables\{0,1\} now, \([0-9]*\) goroutines already running.*/\1/p' "$W/gmon.err")
+echo "agent_attach $AGENT_PROCS $watching $(( (t1 - t0) / 1000000 )) $rss0 $rss10 ${seeded:-0}" >>"$W/samples"
+for k in $(seq 0 9); do
+  e0=$(date +%s%N)
+  "$AG/gb$k" -wait-stdin <"$AG/hold" >/dev/null &
+  for _ in $(seq 2500); do grep -q "gmon: watching $AG/gb$k " "$W/gmon.err" && break; sleep 0.002; done
+  echo "agent_exec $(( ($(date +%s%N) - e0) / 1000000 ))" >>"$W/samples"
+done
+port=$(sed -n 's|.*metrics on http://\([^/]*\)/metrics.*|\1|p' "$W/gmon.err")
+curl -s "http://$port/metrics" >"$W/scrape"
+echo "agent_scrape $(wc -c <"$W/scrape") $(grep -c '^gmon_goroutines_live{' "$W/scrape")" >>"$W/samples"
+stop_gmon
+pkill -f "$AG/g" 2>/dev/null || true
+exec 7>&-
+
 python3 - "$W/samples" "$OUT/results.json" "$N" <<'EOF'
 import json, statistics, sys
 samples, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 ns, cost, wrk, live, startup, bpf = {}, {}, {}, {}, [], {}
 burst, steady_rss, steady, snaps, stall = {}, [], None, {}, {}
+agent = {}
 for line in open(samples):
     f = line.split()
     if f[0] == "ns": ns.setdefault(f[1], []).append(float(f[2]))
@@ -223,6 +286,11 @@ for line in open(samples):
     elif f[0] == "steady" and len(f) >= 5: steady = {"seconds": int(f[1]), "new_stacks_per_s": int(f[2]), "lost": f[3], "peak_rss_mb": int(f[4])}
     elif f[0] == "snapshot" and len(f) >= 5: snaps.setdefault(int(f[1]), []).append((int(f[2]), float(f[3]), int(f[4])))
     elif f[0] == "stall" and len(f) >= 4: stall.setdefault(f[1], []).append((float(f[2]), f[3]))
+    elif f[0] == "agent_attach": agent["attach"] = {"processes": int(f[1]), "executables_watched": int(f[2]), "seconds": int(f[3]) / 1000,
+                                                  "rss_kb_none": int(f[4]), "rss_kb_10": int(f[5]), "goroutines_seeded": int(f[6]),
+                                                  "rss_kb_per_executable": (int(f[5]) - int(f[4])) / 10}
+    elif f[0] == "agent_exec": agent.setdefault("exec_to_watching_ms", []).append(int(f[1]))
+    elif f[0] == "agent_scrape": agent["scrape"] = {"bytes": int(f[1]), "live_series": int(f[2]), "bytes_per_series": int(f[1]) // max(1, int(f[2]))}
     elif f[0] == "bpf" and f[2] != "gmon_process_exit": bpf.setdefault(f[1], {})[f[2]] = round(float(f[3]), 1)
 med = lambda v: statistics.median(v)
 res = {"goroutines_per_run": n, "ns_per_goroutine": {m: {"median": med(v), "min": min(v), "max": max(v)} for m, v in ns.items()}}
@@ -231,6 +299,7 @@ added = {m: med(v) - a for m, v in ns.items() if m != "a"}
 res["added_ns_per_goroutine"] = added
 if added.get("b", 0) > 0: res["c_over_b"], res["e_over_b"] = added["c"] / added["b"], added["e"] / added["b"]
 if added.get("bclassic", 0) > 0: res["c_over_bclassic"] = added["c"] / added["bclassic"]
+if added.get("g", 0) > 0 and "h" in added: res["h_over_g"] = added["h"] / added["g"]
 events = 2 * n
 # gmon's CPU per event: above the count-only run, which pays start-up and attach but handles no event.
 base_cpu = med([c[0] for c in cost["b"]])
@@ -252,14 +321,16 @@ if snaps:
     res["snapshot"] = {str(k): {"goroutines": v[0][0], "wall_s": [x[1] for x in v], "peak_rss_kb": max(x[2] for x in v),
                                 "added_rss_kb": max(x[2] for x in v) - base} for k, v in snaps.items()}
 if stall: res["stall_while_read"] = {m: {"requests_per_s": med([x[0] for x in v]), "p99": [x[1] for x in v]} for m, v in stall.items()}
+if agent: res["agent"] = agent
 json.dump(res, open(out, "w"), indent=2)
 names = {"a": "a unwatched", "b": "b count-only, gmon's sites", "bclassic": "b' count-only, classic sites", "c": "c gmon (logs to file)", "d": "d gmon cheapest",
-         "e": "e delivery floor (empty records)", "f": "f gmon's BPF, user space drops", "g": "g as c without log lines"}
+         "e": "e delivery floor (empty records)", "f": "f gmon's BPF, user space drops", "g": "g as c without log lines",
+         "h": "h as g, gmon --all"}
 print(f"{'run':32} {'ns/goroutine median':>20} {'min–max':>18} {'added ns':>10}")
-for m in ["a", "b", "bclassic", "c", "d", "e", "f", "g"]:
+for m in ["a", "b", "bclassic", "c", "d", "e", "f", "g", "h"]:
     v = res["ns_per_goroutine"][m]
     print(f"{names[m]:32} {v['median']:20.0f} {v['min']:8.0f}–{v['max']:<9.0f} {added.get(m, 0):10.0f}")
-for k in ["c_over_b", "e_over_b", "c_over_bclassic"]:
+for k in ["c_over_b", "e_over_b", "c_over_bclassic", "h_over_g"]:
     if k in res: print(f"{k}: {res[k]:.2f}")
 print("gmon CPU µs/event:", {m: round(v, 3) for m, v in res["gmon_cpu_us_per_event"].items()})
 print("gmon peak RSS MB:", res["gmon_peak_rss_mb"], " events lost:", res["events_lost"])
@@ -275,4 +346,10 @@ for k, v in res.get("snapshot", {}).items():
     print(f"gmon goroutines --count, {v['goroutines']} goroutines: {v['wall_s']} s wall, peak RSS {v['peak_rss_kb'] / 1024:.0f} MB ({v['added_rss_kb'] / 1024:.0f} MB above an empty program's)")
 if stall: print("demo service while read:", res["stall_while_read"])
 print("BPF ns per program run (kernel bpf_stats, one pass each):", "; ".join(f"{m}: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(p.items())) for m, p in bpf.items()))
+if agent:
+    a = agent.get("attach", {})
+    print(f"gmon --all: {a.get('processes')} processes of 10 executables watched ({a.get('executables_watched')} attached) {a.get('seconds')} s after start, "
+          f"{a.get('goroutines_seeded')} goroutines seeded; RSS {a.get('rss_kb_none', 0) / 1024:.1f} MB with none, {a.get('rss_kb_10', 0) / 1024:.1f} MB with 10 "
+          f"({a.get('rss_kb_per_executable', 0) / 1024:.2f} MB per executable)")
+    print(f"exec to watching (ms): {agent.get('exec_to_watching_ms')}; scrape {agent.get('scrape')}")
 EOF

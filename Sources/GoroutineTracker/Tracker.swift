@@ -75,6 +75,9 @@ public final class Tracker {
     public private(set) var exitsLost: UInt64 = 0
     /// A size every runtime.g reaches: g addresses → dense table keys (GKeys).
     private let gStride: UInt64
+    /// Watching many executables: sizeof(g) of the executable a process runs (its keys are
+    /// then as dense as with one executable); nil: `gStride`.
+    public var gStrideOf: ((UInt32) -> Int?)?
     public private(set) var processesSeen: Set<UInt32> = []
 
     /// `gStride`: a size every runtime.g reaches (8 is always safe, sizeof(g) is best).
@@ -219,7 +222,10 @@ public final class Tracker {
         if pid == lastPid, let l = lastLive { return l }
         processesSeen.insert(pid)
         let l: LiveGoroutines
-        if let existing = live[pid] { l = existing } else { l = LiveGoroutines(gStride: gStride); live[pid] = l }
+        if let existing = live[pid] { l = existing } else {
+            l = LiveGoroutines(gStride: gStrideOf?(pid).map { UInt64(max($0, 8)) } ?? gStride)
+            live[pid] = l
+        }
         lastPid = pid
         lastLive = l
         return l

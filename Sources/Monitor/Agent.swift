@@ -68,6 +68,8 @@ public final class Agent {
         let number: UInt32
         let file: OpenedExecutable
         let exe: GoExecutable
+        /// A size every runtime.g of it reaches (the tracker's keys of live goroutines).
+        let gSize: Int
         let name: String
         var pids: Set<Int32>
     }
@@ -99,6 +101,9 @@ public final class Agent {
         self.options = options; self.stop = stop; self.say = say
         pods = PodDirectory(root: options.podLogRoot)
         resolver.group = { [unowned self] pid, number in self.group(pid: pid, number: number) }
+        pipeline.tracker.gStrideOf = { [unowned self] pid in
+            FileIdentity(path: "/proc/\(pid)/exe").flatMap { self.targets[$0]?.gSize }
+        }
         log.origin = { [unowned self] group in self.labels[group] ?? [] }
     }
 
@@ -189,7 +194,7 @@ public final class Agent {
         let name = file.displayPath.split(separator: "/").last.map(String.init) ?? file.displayPath
         // Every process of it running now (this one included), read from memory and seeded.
         let pids = ProcFS.processes(running: id)
-        targets[id] = Target(number: number, file: file, exe: exe, name: name, pids: Set(pids + [pid]))
+        targets[id] = Target(number: number, file: file, exe: exe, gSize: layout.gSizeFloor, name: name, pids: Set(pids + [pid]))
         fileOfNumber[number] = id
         attachedExecutables += 1
         let seeded = ExistingGoroutines.seed(pids: pids, exe: exe, file: id, executable: executable, resolver: resolver,
@@ -245,6 +250,7 @@ public final class Agent {
             for p in t.pids.subtracting(alive) { groupOfPid[UInt32(p)] = nil }
             if alive.isEmpty {
                 session.detach(executable: t.number)
+                resolver.executables.remove(ExecutableID(t.number))
                 targets[id] = nil
                 fileOfNumber[t.number] = nil
                 say("gmon: \(t.file.displayPath): its last process is gone; probes detached")

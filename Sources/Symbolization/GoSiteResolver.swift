@@ -146,6 +146,9 @@ public final class SiteResolvers: SiteResolver {
 
     public func add(_ resolver: GoSiteResolver) { byExecutable[resolver.executable] = resolver }
 
+    /// An executable no longer watched: its parsed binary and caches go.
+    public func remove(_ executable: ExecutableID) { byExecutable[executable] = nil }
+
     public func site(for c: Creation) -> CreationSite {
         guard let r = byExecutable[c.executable] else {
             // Never sent by gmon's probes (each carries a registered executable's number).

@@ -3,7 +3,7 @@ SWIFT ?= swift
 export GMON_GO_CACHE ?= /var/cache/gmon/go
 export GOCACHE ?= /var/cache/gmon/gocache
 
-.PHONY: all deps fixtures build release floors test demo bench fuzz dist clean
+.PHONY: all deps fixtures build release floors test test-kernels demo bench fuzz dist clean
 
 all: build
 
@@ -36,7 +36,14 @@ test: fixtures
 	@bash scripts/fuzz.sh smoke
 	@bash scripts/bench.sh --tiny
 	@bash scripts/dist.sh && bash scripts/check-dist.sh
+	@GMON_VM_HOST=0 KERNELS=6.1 bash scripts/vm/test-kernels.sh
 	$(SWIFT) test
+
+# gmon's end-to-end core on Debian's 6.1 and 6.12 kernels, generic and PREEMPT_RT, each in a
+# VM, and on this machine's kernel (KERNELS="6.1.0-57-rt-amd64" for one).
+test-kernels: fixtures release
+	@bash scripts/dist.sh
+	@bash scripts/vm/test-kernels.sh
 
 demo: fixtures release
 	@bash scripts/demo.sh

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 APT_PACKAGES=(curl libbpf-dev libelf-dev zlib1g-dev pkg-config libcapstone-dev golang-go bpftool prometheus wrk python3-venv
-              gcc libc6-dev binutils util-linux runc python3-yaml)   # tests compile a seccomp helper, use objcopy and unshare; runc runs containers
+              gcc libc6-dev binutils util-linux runc python3-yaml
+              qemu-system-x86 busybox-static kmod cpio xz-utils)   # tests compile a seccomp helper, use objcopy and unshare; runc runs containers; QEMU boots other kernels
 GO_VERSIONS=(1.21.13 1.22.10 1.23.9 1.24.11 1.25.5 1.26.6 1.27.3)
 GO_CACHE="${GMON_GO_CACHE:-/var/cache/gmon/go}"
 

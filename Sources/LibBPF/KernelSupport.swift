@@ -17,7 +17,8 @@ public enum KernelSupport {
     public static let uprobePMU = "/sys/bus/event_source/devices/uprobe/type"
 
     /// Throws `Missing` for the first absent feature: the bpf() system call, uprobe
-    /// BPF programs, the uprobe PMU (gmon never falls back to tracefs), the ring buffer.
+    /// BPF programs, attach cookies, the uprobe PMU (gmon never falls back to tracefs), the
+    /// ring buffer.
     public static func check() throws {
         _ = LibbpfLog.shared   // route libbpf's own messages away from stderr
         // The system call itself: libbpf's feature probes below answer "unsupported" for
@@ -28,7 +29,7 @@ public enum KernelSupport {
         if rc < 0 {
             switch -rc {
             case ENOSYS:
-                throw Missing(feature: "bpf", description: "this kernel has no BPF system call (built without CONFIG_BPF_SYSCALL): gmon needs Linux 5.8 or later with BPF enabled")
+                throw Missing(feature: "bpf", description: "this kernel has no BPF system call (built without CONFIG_BPF_SYSCALL): gmon needs Linux 5.15 or later with BPF enabled")
             case EPERM, EACCES:
                 throw Missing(feature: "bpf", description: "the kernel refused the bpf() system call (\(String(cString: strerror(-rc)))) although gmon has the privileges: kernel lockdown, a seccomp filter or a container policy blocks BPF; run gmon on the host or allow bpf() for it")
             default:
@@ -40,6 +41,13 @@ public enum KernelSupport {
         _ = LibbpfLog.shared.take()
         if prog == 0 {
             throw Missing(feature: "uprobe programs", description: "this kernel cannot run BPF programs on probes (built without CONFIG_BPF_EVENTS): gmon needs it for its uprobes")
+        }
+        // One program serves every executable, each probe carrying its executable's number
+        // (the attach cookie, Linux 5.15).
+        let cookie = libbpf_probe_bpf_helper(BPF_PROG_TYPE_KPROBE, BPF_FUNC_get_attach_cookie, nil)
+        _ = LibbpfLog.shared.take()
+        if cookie == 0 {
+            throw Missing(feature: "attach cookies", description: "this kernel cannot give a probe's BPF program its attach cookie (bpf_get_attach_cookie came with Linux 5.15): gmon needs Linux 5.15 or later")
         }
         if access(uprobePMU, R_OK) != 0 {
             throw Missing(feature: "uprobes", description: "this kernel has no uprobe event source (\(uprobePMU) is missing: built without CONFIG_UPROBE_EVENTS, or /sys is not mounted): gmon attaches its probes through it")

@@ -18,6 +18,9 @@ public struct Summary {
         /// Program starts (--all) dropped because the ring buffer was full: those programs are
         /// found by the next scan of /proc instead (at most a minute later).
         public var programStarts: UInt64 = 0
+        /// Creations dropped because every scratch slot of their CPU was held by preempted
+        /// creations (preemptible kernels only; their exits are flagged like ring-full ones).
+        public var scratchBusy: UInt64 = 0
         public init(ringBufferFull: (UInt64, UInt64, UInt64), failedReads: UInt64, failedStacks: UInt64, processMapFull: UInt64, undecodable: UInt64) {
             self.ringBufferFull = ringBufferFull; self.failedReads = failedReads; self.failedStacks = failedStacks
             self.processMapFull = processMapFull; self.undecodable = undecodable
@@ -26,7 +29,7 @@ public struct Summary {
         /// Totals by the `reason` label of gmon_events_lost_total.
         public var byReason: [String: UInt64] {
             ["ringbuf_full": ringBufferFull.creations + ringBufferFull.exits + ringBufferFull.processExits + programStarts,
-             "read_failed": failedReads, "stack_failed": failedStacks, "process_table_full": processMapFull, "undecodable": undecodable]
+             "read_failed": failedReads, "scratch_busy": scratchBusy, "stack_failed": failedStacks, "process_table_full": processMapFull, "undecodable": undecodable]
         }
     }
 
@@ -71,6 +74,7 @@ public struct Summary {
         let rb = losses.ringBufferFull
         out.append("lost events: ring buffer full \(rb.creations + rb.exits + rb.processExits) (creations \(rb.creations), exits \(rb.exits), process exits \(rb.processExits)), failed reads \(losses.failedReads), stacks missing \(losses.failedStacks), process table full \(losses.processMapFull), undecodable \(losses.undecodable)")
         if tracker.stacksNotKept > 0 { out.append("creation stacks beyond --max-stacks \(tracker.maxStacks), counted under their function and created_by only: \(tracker.stacksNotKept)") }
+        if losses.scratchBusy > 0 { out.append("creations lost while every scratch slot of their CPU was in use (preempted creations): \(losses.scratchBusy)") }
         if losses.programStarts > 0 { out.append("program starts lost (ring buffer full; found by the next scan of /proc): \(losses.programStarts)") }
         if losses.lostCreationsUntracked > 0 { out.append("creations lost and not remembered (table full; their exits count as before gmon attached): \(losses.lostCreationsUntracked)") }
         if losses.logLinesDropped > 0 { out.append("log lines dropped (stdout's reader too slow, or writing failed): \(losses.logLinesDropped)") }

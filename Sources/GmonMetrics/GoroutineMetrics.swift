@@ -88,7 +88,7 @@ public final class GoroutineMetrics: @unchecked Sendable {
         stacksNotKept = r.makeCounter(name: "gmon_stacks_not_kept_total", labels: [("exe", exe)],
                                       help: "New creation stacks beyond --max-stacks, counted under their function and created_by only.")
         stacksNotKept.increment(by: Int64(0))
-        for reason in ["ringbuf_full", "read_failed", "stack_failed", "process_table_full", "undecodable"] {
+        for reason in ["ringbuf_full", "read_failed", "stack_failed", "process_table_full", "undecodable", "scratch_busy"] {
             let c = r.makeCounter(name: "gmon_events_lost_total", labels: [("reason", reason)], help: "Events gmon could not deliver, by reason.")
             lostCounters[reason] = c
             c.increment(by: Int64(0))

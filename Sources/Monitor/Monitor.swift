@@ -151,6 +151,7 @@ public final class Monitor {
                                processMapFull: c(GMON_TGID_MAP_FULL), undecodable: pipeline.undecodable)
         l.lostCreationsUntracked = c(GMON_LOST_CREATE_UNTRACKED)
         l.programStarts = c(GMON_LOST_EXEC_RINGBUF)
+        l.scratchBusy = c(GMON_LOST_CREATE_BUSY)
         l.logLinesDropped = log.droppedLines
         return l
     }

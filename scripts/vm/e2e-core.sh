@@ -19,15 +19,24 @@ start() {   # path, extra flags
   i=0; while [ $i -lt 600 ]; do grep -q "gmon: watching" $T/err && return 0; kill -0 $G 2>/dev/null || break; sleep 0.1; i=$((i + 1)); done
   fail "gmon did not attach to $1"
 }
+# Stops gmon with a signal; a gmon that does not exit within 30 s is a failure (and killed).
+stop() {   # signal
+  kill -${1:-INT} $G 2>/dev/null
+  i=0; while kill -0 $G 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+  if kill -0 $G 2>/dev/null; then kill -9 $G; fail "gmon did not stop within 30 s of SIG${1:-INT}"; fi
+  wait $G
+}
+# A fixture run, bounded: a hang names itself instead of holding the VM until its timeout.
+run() { timeout 300 "$@"; r=$?; [ $r = 124 ] && fail "$* did not finish within 300 s"; return $r; }
 # The summary's created and exited for a function: "CREATED EXITED LIVE AVG FUNCTION <- …".
 row() { awk -v f="$1" '$5 == f || $6 == f { print $1, $2; exit }' $T/err; }
 
 echo "kernel $(uname -r) with $GMON"
 for fix in .fixtures/1.21.13/goroutines.normal .fixtures/1.21.13/goroutines.pie .fixtures/1.27.3/goroutines.normal .fixtures/1.27.3/goroutines.pie; do
   start $fix
-  $fix -a 300 -b 30 -c 5 >$T/truth1 || fail "$fix exited $?"
-  $fix -a 300 -b 30 -c 5 >$T/truth2 || fail "$fix exited $?"
-  sleep 1; kill -INT $G; wait $G || fail "gmon exited $? on SIGINT"
+  run $fix -a 300 -b 30 -c 5 >$T/truth1 || fail "$fix exited $?"
+  run $fix -a 300 -b 30 -c 5 >$T/truth2 || fail "$fix exited $?"
+  sleep 1; stop INT || fail "gmon exited $? on SIGINT"
   for site in A B C; do
     line=$(grep "truth site=$site " $T/truth1)
     f=$(echo "$line" | sed 's/.* function=\([^ ]*\).*/\1/')
@@ -42,18 +51,42 @@ done
 
 for sig in INT TERM KILL; do
   start .fixtures/1.25.5/goroutines.normal
-  kill -$sig $G; wait $G 2>/dev/null
+  stop $sig 2>/dev/null
   sleep 0.5
   left=$(bpftool prog show 2>/dev/null | grep -c "name gmon_" || true)
   [ "$left" = 0 ] || fail "after SIG$sig, $left gmon BPF programs are still loaded"
   echo "ok SIG$sig leaves nothing attached"
 done
 
+# Preemption: many threads creating goroutines against competing load. On a preemptible
+# kernel (PREEMPT_RT, preempt=full) a creation's BPF program can be preempted by another's
+# on the same CPU; each run claims a scratch slot of its own, so no event is a mix of two.
+fix=.fixtures/1.27.3/goroutines.normal
+start $fix
+hogs=""; for i in 1 2 3; do (while :; do :; done) & hogs="$hogs $!"; done
+GOMAXPROCS=16 run $fix -a 30000 -b 3000 -c 10 -b-life 1ms >$T/truth1 || { kill $hogs; fail "$fix exited $?"; }
+kill $hogs
+sleep 1; stop INT || fail "gmon exited $? on SIGINT"
+for site in A B C; do
+  line=$(grep "truth site=$site " $T/truth1)
+  f=$(echo "$line" | sed 's/.* function=\([^ ]*\).*/\1/')
+  want=$(echo "$line" | sed 's/.* created=\([0-9]*\) exited=\([0-9]*\).*/\1 \2/')
+  got=$(row "$f")
+  [ "$got" = "$want" ] || fail "preemption stress, $f: gmon created/exited $got, truth $want"
+done
+awk '$5 ~ /^0x/ || $6 ~ /^0x/' $T/err | grep -q . && fail "preemption stress: sites no program has (mixed events): $(awk '$5 ~ /^0x/' $T/err | head -3)"
+grep -q "^lost events: ring buffer full 0 " $T/err || fail "preemption stress: events lost"
+grep -q "scratch slot" $T/err && fail "preemption stress: creations lost to busy scratch slots"
+# An event mixing two creations gives one g twice: a goroutine "created before gmon attached"
+# exits, and one live goroutine's exit is taken as lost.
+grep -q " 0 exits of goroutines created before gmon attached" $T/err || fail "preemption stress: exits without their creation (mixed events): $(grep 'gmon summary' $T/err)"
+echo "ok preemption stress: 16 threads against 3 busy loops, exact counts, no mixed event"
+
 fix=.fixtures/1.25.5/goroutines.normal
 start $fix
-$fix -storm ${STORM}s >$T/storm || fail "the storm exited $?"
-$fix -a 100 -b 10 -c 1 >$T/after || fail "$fix exited $?"
-sleep 2; kill -INT $G; wait $G || fail "gmon exited $? after the storm"
+run $fix -storm ${STORM}s >$T/storm || fail "the storm exited $?"
+run $fix -a 100 -b 10 -c 1 >$T/after || fail "$fix exited $?"
+sleep 2; stop INT || fail "gmon exited $? after the storm"
 n=$(sed -n 's/^truth site=storm created=\([0-9]*\).*/\1/p' $T/storm)
 seen=$(row main.runStorm.func1 | cut -d' ' -f1)
 lost=$(sed -n 's/^lost events: ring buffer full [0-9]* (creations \([0-9]*\),.*/\1/p' $T/err)

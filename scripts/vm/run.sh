@@ -22,7 +22,7 @@ status=0
 timeout --kill-after=5 "${GMON_VM_TIMEOUT:-600}" qemu-system-x86_64 -accel "$accel" -cpu "$cpu" \
   -m "${GMON_VM_MEMORY:-2048}" -smp "${GMON_VM_CPUS:-2}" -nographic -no-reboot \
   -kernel "$dir/boot/vmlinuz-$version" -initrd "$dir/initramfs.gz" \
-  -append "console=ttyS0 panic=-1 rdinit=/init quiet loglevel=4" \
+  -append "console=ttyS0 panic=-1 rdinit=/init quiet loglevel=5" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs local,path="$job",mount_tag=job,security_model=none \
   >"$job/console" 2>&1 || status=$?

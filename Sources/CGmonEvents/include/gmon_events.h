@@ -21,6 +21,11 @@ typedef uint64_t gmon_u64;
 // (168 at most in Go 1.17–1.27). One read costs less than one per field.
 #define GMON_G_WINDOW 256
 
+// Scratch slots per CPU for the creation program. A BPF program on a uprobe runs with
+// migration disabled, not preemption: on PREEMPT_RT (or preempt=full) a creation can be
+// preempted by another on the same CPU, so each run claims a slot of its own.
+#define GMON_SCRATCH_SLOTS 4
+
 // The creator's frames are read this many bytes at a time: a read's fixed cost (~100 ns
 // here) is that of copying kilobytes, so a stack's frame records on one goroutine stack
 // mostly fall in one read (1024: 3 → 2 reads per creation in make bench's program).
@@ -44,7 +49,8 @@ enum gmon_counter {
     GMON_TGID_MAP_FULL = 5,         // too many traced processes to track exits
     GMON_LOST_CREATE_UNTRACKED = 6, // a creation lost to a full ring could not be remembered (table full)
     GMON_LOST_EXEC_RINGBUF = 7,     // ring buffer full: a program start (--all) was dropped
-    GMON_COUNTER_MAX = 8,
+    GMON_LOST_CREATE_BUSY = 8,      // every scratch slot of the CPU in use (preempted creations): a creation was dropped
+    GMON_COUNTER_MAX = 9,
 };
 
 // Executables one loaded program serves: each probe's attach cookie is its executable's

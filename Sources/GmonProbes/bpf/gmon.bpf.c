@@ -80,7 +80,7 @@ struct gmon_scratch {
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, 1);
+    __uint(max_entries, GMON_SCRATCH_SLOTS);
     __type(key, __u32);
     __type(value, struct gmon_scratch);
 } gmon_scratch SEC(".maps");
@@ -89,7 +89,8 @@ struct {
 // at the time (a hash lookup per event costs more than this check, and a pid reused
 // after an exit does not match the newer exit count); and its event count, which spaces
 // out the ring-buffer fill checks (wakeup_flag).
-struct gmon_cpu_state { __u32 tgid; __u32 events; __u64 exits; };
+// `busy`: the scratch slots claimed by creation programs running on the CPU now (one bit each).
+struct gmon_cpu_state { __u32 tgid; __u32 events; __u64 exits; __u32 busy; __u32 _pad; };
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -130,8 +131,8 @@ static __always_inline __u64 wakeup_flag(void *ring, struct gmon_cpu_state *c) {
 
 static __always_inline void count(__u32 idx) {
     __u64 *v = bpf_map_lookup_elem(&gmon_counters, &idx);
-    if (v)
-        *v += 1;
+    if (v)   // atomic: a program preempted between load and store would lose a count
+        __sync_fetch_and_add(v, 1);
 }
 
 static __always_inline void remember_tgid(struct gmon_cpu_state *c, __u32 tgid) {
@@ -219,15 +220,51 @@ static __always_inline __u64 g_field(const __u64 *w, __u32 at) {
     return w[(at / 8) & (GMON_G_WINDOW / 8 - 1)];
 }
 
+// A creation that could not be sent: counted, and its g remembered so its exit is flagged.
+static __always_inline void creation_lost(__u32 counter, __u32 tgid, __u64 g) {
+    count(counter);
+    struct gmon_gkey key = { .tgid = tgid, ._pad = 0, .g = g };
+    __u8 one = 1;
+    if (bpf_map_update_elem(&gmon_lost_creations, &key, &one, BPF_NOEXIST) == 0)
+        __sync_fetch_and_add(&gmon_lost_pending, 1);
+    else if (!bpf_map_lookup_elem(&gmon_lost_creations, &key))
+        count(GMON_LOST_CREATE_UNTRACKED);
+}
+
+static __always_inline int create_in(struct gmon_pt_regs *ctx, __u64 g, __u64 ip, __u64 bp, struct gmon_scratch *s,
+                                     struct gmon_cpu_state *c);
+
 static __always_inline int on_create(struct gmon_pt_regs *ctx, __u64 g) {
     // Registers are read first: the verifier refuses context reads through a pointer
     // clang has moved, which it does when these loads sink into the loop.
     __u64 ip = ctx->ip, bp = ctx->bp;
     asm volatile("" : "+r"(ip), "+r"(bp));
-    __u32 zero = 0;
-    struct gmon_scratch *s = bpf_map_lookup_elem(&gmon_scratch, &zero);
-    if (!s)
+    struct gmon_cpu_state *c = cpu_state();
+    if (!c)
         return 0;
+    // Claim a scratch slot: the first whose bit this run sets (another run on this CPU,
+    // preempted in the middle of its own, keeps its slot).
+    __u32 slot = GMON_SCRATCH_SLOTS;
+    for (__u32 i = 0; i < GMON_SCRATCH_SLOTS; i++) {
+        __u32 bit = 1u << i;
+        if (!(__sync_fetch_and_or(&c->busy, bit) & bit)) {
+            slot = i;
+            break;
+        }
+    }
+    if (slot >= GMON_SCRATCH_SLOTS) {
+        creation_lost(GMON_LOST_CREATE_BUSY, bpf_get_current_pid_tgid() >> 32, g);
+        return 0;
+    }
+    struct gmon_scratch *s = bpf_map_lookup_elem(&gmon_scratch, &slot);
+    if (s)
+        create_in(ctx, g, ip, bp, s, c);
+    __sync_fetch_and_and(&c->busy, ~(1u << slot));
+    return 0;
+}
+
+static __always_inline int create_in(struct gmon_pt_regs *ctx, __u64 g, __u64 ip, __u64 bp, struct gmon_scratch *s,
+                                     struct gmon_cpu_state *c) {
     __u32 exe = bpf_get_attach_cookie(ctx);
     struct gmon_exe_config *cfg = bpf_map_lookup_elem(&gmon_executables, &exe);
     if (!cfg)   // a cookie gmon never gives (its numbers are below GMON_MAX_EXECUTABLES)
@@ -254,16 +291,10 @@ static __always_inline int on_create(struct gmon_pt_regs *ctx, __u64 g) {
     __u64 size = sizeof(*e) - sizeof(e->stack) + (__u64)(e->stack_len & (GMON_MAX_STACK * 2 - 1)) * 8;
     if (size > sizeof(*e))
         size = sizeof(*e);
-    struct gmon_cpu_state *c = cpu_state();
     void *ring = cpu_ring();
     struct gmon_gkey key = { .tgid = e->h.tgid, ._pad = 0, .g = g };
     if (!ring || bpf_ringbuf_output(ring, e, size, wakeup_flag(ring, c)) != 0) {
-        count(GMON_LOST_CREATE_RINGBUF);
-        __u8 one = 1;
-        if (bpf_map_update_elem(&gmon_lost_creations, &key, &one, BPF_NOEXIST) == 0)
-            __sync_fetch_and_add(&gmon_lost_pending, 1);
-        else if (!bpf_map_lookup_elem(&gmon_lost_creations, &key))
-            count(GMON_LOST_CREATE_UNTRACKED);
+        creation_lost(GMON_LOST_CREATE_RINGBUF, e->h.tgid, g);
     } else if (gmon_lost_pending && bpf_map_delete_elem(&gmon_lost_creations, &key) == 0) {
         // The g's earlier goroutine had its creation lost and its exit too.
         __sync_fetch_and_add(&gmon_lost_pending, -1);

@@ -155,13 +155,7 @@ struct Watch: ParsableCommand {
 
         let metrics = GoroutineMetrics(exe: (binary as NSString).lastPathComponent, maxSites: maxSites, version: GMon.version, goVersion: exe.goVersion,
                                        snapshots: snapshotInterval > 0)
-        var server: MetricsServer?
-        if !noMetrics {
-            let (host, port) = try metricsPort.map { ("127.0.0.1", $0) } ?? parseListenAddress(metricsAddress)
-            let s = MetricsServer(metrics: metrics)
-            try s.start(host: host, port: port)
-            server = s
-        }
+        let server = try startServer(metrics)
         let level = LogWriter.Level(name: logLevel)!   // validated
         let session: ProbeSession
         let executable: ExecutableID
@@ -224,6 +218,20 @@ struct Watch: ParsableCommand {
         standardErrorLine("gmon: watching \(pid.map { "process \($0) of " } ?? "")\(binary) (\(exe.goVersion)); creation probe at \(plan.creation.kind.rawValue) site in \(plan.creation.function), exit probe at \(plan.exit.kind.rawValue) site in \(plan.exit.function)\(otherNote)\(metricsNote); stop with Ctrl-C")
         let outcome = try monitor.run()
         snapshots?.cancel()
+        try finish(outcome, tracker: tracker, log: log, server: server)
+    }
+
+    /// The metrics endpoint, unless --no-metrics.
+    func startServer(_ metrics: GoroutineMetrics) throws -> MetricsServer? {
+        guard !noMetrics else { return nil }
+        let (host, port) = try metricsPort.map { ("127.0.0.1", $0) } ?? parseListenAddress(metricsAddress)
+        let s = MetricsServer(metrics: metrics)
+        try s.start(host: host, port: port)
+        return s
+    }
+
+    /// The closing lines (summary, what was left out, gmon's cost); the server stops.
+    func finish(_ outcome: Monitor.Outcome, tracker: Tracker, log: LogWriter, server: MetricsServer?) throws {
         if let r = outcome.reason { standardErrorLine("gmon: \(r)") }
         standardErrorLine(Summary.render(tracker: tracker, losses: outcome.losses))
         if outcome.afterStop > 0 { standardErrorLine("gmon: \(outcome.afterStop) events stamped after gmon stopped watching were left out") }

@@ -13,13 +13,7 @@ extension Watch {
     /// `gmon --all`: the agent finds the Go programs; the rest is the single-executable wiring.
     func runAll() throws {
         let metrics = GoroutineMetrics(exe: "", maxSites: maxSites, version: GMon.version, goVersion: "", snapshots: snapshotInterval > 0)
-        var server: MetricsServer?
-        if !noMetrics {
-            let (host, port) = try metricsPort.map { ("127.0.0.1", $0) } ?? parseListenAddress(metricsAddress)
-            let s = MetricsServer(metrics: metrics)
-            try s.start(host: host, port: port)
-            server = s
-        }
+        let server = try startServer(metrics)
         let level = LogWriter.Level(name: logLevel)!   // validated
         let session: ProbeSession
         do {
@@ -59,13 +53,6 @@ extension Watch {
         standardErrorLine("gmon: watching every Go program on this host: \(agent.watchedCount) executable\(agent.watchedCount == 1 ? "" : "s") now, \(agent.seededGoroutines) goroutines already running\(metricsNote); stop with Ctrl-C")
         let outcome = try monitor.run()
         snapshots?.cancel()
-        if let r = outcome.reason { standardErrorLine("gmon: \(r)") }
-        standardErrorLine(Summary.render(tracker: tracker, losses: outcome.losses))
-        if outcome.afterStop > 0 { standardErrorLine("gmon: \(outcome.afterStop) events stamped after gmon stopped watching were left out") }
-        standardErrorLine(ownCost())
-        server?.stop()
-        if log.writeError > 0 {
-            throw CLIError("writing the logs to stdout failed: \(String(cString: strerror(log.writeError))); gmon stopped (\(log.droppedLines) lines not written)")
-        }
+        try finish(outcome, tracker: tracker, log: log, server: server)
     }
 }

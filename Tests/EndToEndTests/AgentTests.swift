@@ -15,35 +15,6 @@ extension EndToEnd { @Suite(.serialized) struct AgentTests {
         }
     }
 
-    /// Sum per (exe, function) of created and exited, from one scrape.
-    static func counts(_ text: String) -> [String: (created: Int, exited: Int)] {
-        var out: [String: (Int, Int)] = [:]
-        for line in text.split(separator: "\n") {
-            for (family, isCreated) in [("gmon_goroutines_created_total{", true), ("gmon_goroutines_exited_total{", false)] where line.hasPrefix(family) {
-                let labels = String(line.dropFirst(family.count).prefix { $0 != "}" })
-                func label(_ k: String) -> String {
-                    guard let r = labels.range(of: "\(k)=\"") else { return "" }
-                    return String(labels[r.upperBound...].prefix { $0 != "\"" })
-                }
-                let n = Int(Double(line.split(separator: " ").last ?? "0") ?? 0)
-                var v = out["\(label("exe")) \(label("function"))"] ?? (0, 0)
-                if isCreated { v.0 += n } else { v.1 += n }
-                out["\(label("exe")) \(label("function"))"] = v
-            }
-        }
-        return out
-    }
-
-    func waitFor(_ gmon: GmonProcess, _ text: String, count: Int = 1, timeout: TimeInterval = 60) throws {
-        let end = Date().addingTimeInterval(timeout)
-        while Date() < end {
-            if gmon.stderr.components(separatedBy: text).count - 1 >= count { return }
-            if !gmon.process.isRunning { throw E2EError("gmon exited \(gmon.process.terminationStatus): \(gmon.stderr)") }
-            usleep(50_000)
-        }
-        throw E2EError("gmon did not say \(text.debugDescription) (\(count)x) within \(timeout) s: \(gmon.stderr.suffix(3000))")
-    }
-
     /// 50 processes of 10 executables (Go 1.19 to 1.27, normal and stripped), 25 started
     /// before gmon and 25 after: every (executable, site) count equals the sum of its
     /// processes' truths; each executable is attached once, whatever its number of processes.
@@ -65,7 +36,7 @@ extension EndToEnd { @Suite(.serialized) struct AgentTests {
         #expect(running.count == 25)
         for r in running { _ = r.process.waitForLine("ready") }
         let gmon = try GmonProcess(["--all", "--exe", "g1*", "--log-level", "warn", "--snapshot-interval", "0"])
-        try waitFor(gmon, "gmon: watching every Go program")
+        try gmon.waitForStderr("gmon: watching every Go program")
         #expect(gmon.stderr.components(separatedBy: "gmon: watching \(dir.path)/").count - 1 == 10, "each executable attached once: \(gmon.stderr)")
         let url = try MetricsTests.metricsURL(gmon)
         // 25 more, and a program that is not Go.
@@ -91,7 +62,7 @@ extension EndToEnd { @Suite(.serialized) struct AgentTests {
         var problems: [String] = []
         let end = Date().addingTimeInterval(15)
         repeat {
-            let got = Self.counts(try MetricsTests.curl(["http://\(url)/metrics"]))
+            let got = siteCounts(by: ["exe", "function"], try MetricsTests.curl(["http://\(url)/metrics"]))
             problems = truth.compactMap { k, v in
                 got[k].map { $0.created == v.created && $0.exited == v.exited } == true ? nil : "\(k): gmon \(got[k].map { "\($0.created)/\($0.exited)" } ?? "none"), truth \(v.created)/\(v.exited)"
             }
@@ -115,21 +86,21 @@ extension EndToEnd { @Suite(.serialized) struct AgentTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let exes = try Self.executables([("1.21.13", "normal"), ("1.27.3", "pie")], in: dir)
         let gmon = try GmonProcess(["--all", "--exe", "g1*", "--log-format", "json"])
-        try waitFor(gmon, "gmon: watching every Go program")
+        try gmon.waitForStderr("gmon: watching every Go program")
         let url = try MetricsTests.metricsURL(gmon)
         let p = try FixtureProcess(exes[0].path, ["-wait-stdin", "-hold", "4", "-exec", exes[1].path, "-exec-args", "-a 30 -b 5 -c 2 -wait-stdin"])
         _ = p.waitForLine("ready")
-        try waitFor(gmon, "gmon: watching \(exes[0].path)")
+        try gmon.waitForStderr("gmon: watching \(exes[0].path)")
         p.send("hold and exec")
         _ = p.waitForLine("ready")
-        try waitFor(gmon, "gmon: watching \(exes[1].path)")
+        try gmon.waitForStderr("gmon: watching \(exes[1].path)")
         p.send("go")
         let truths = Truth.parse(p.waitForLine("done"))
         #expect(truths.count == 3)
         var problems: [String] = []
         let end = Date().addingTimeInterval(10)
         repeat {
-            let got = Self.counts(try MetricsTests.curl(["http://\(url)/metrics"]))
+            let got = siteCounts(by: ["exe", "function"], try MetricsTests.curl(["http://\(url)/metrics"]))
             problems = truths.compactMap { t in
                 let g = got["\(exes[1].name) \(t.function)"]
                 return g.map { $0.created == t.created && $0.exited == t.exited } == true ? nil : "\(t.function): gmon \(g.map { "\($0.created)/\($0.exited)" } ?? "none"), truth \(t.created)/\(t.exited)"

@@ -60,26 +60,6 @@ extension EndToEnd { @Suite(.serialized) struct ContainerTests {
         return String(out.prefix(64))
     }
 
-    /// Per (container_id, function): created and exited, from one scrape.
-    static func countsByContainer(_ text: String) -> [String: (created: Int, exited: Int, labels: String)] {
-        var out: [String: (Int, Int, String)] = [:]
-        for line in text.split(separator: "\n") {
-            for (family, isCreated) in [("gmon_goroutines_created_total{", true), ("gmon_goroutines_exited_total{", false)] where line.hasPrefix(family) {
-                let labels = String(line.dropFirst(family.count).prefix { $0 != "}" })
-                func label(_ k: String) -> String {
-                    guard let r = labels.range(of: "\(k)=\"") else { return "" }
-                    return String(labels[r.upperBound...].prefix { $0 != "\"" })
-                }
-                let key = "\(label("container_id")) \(label("function"))"
-                let n = Int(Double(line.split(separator: " ").last ?? "0") ?? 0)
-                var v = out[key] ?? (0, 0, labels)
-                if isCreated { v.0 += n } else { v.1 += n }
-                out[key] = v
-            }
-        }
-        return out
-    }
-
     /// `gmon --all` started after one container and before two others (Docker, containerd
     /// under Kubernetes, CRI-O cgroup shapes; Go 1.21, 1.27 stripped, 1.25; static: a Go PIE needs
     /// the dynamic loader, which these root filesystems do not have):
@@ -109,7 +89,7 @@ extension EndToEnd { @Suite(.serialized) struct ContainerTests {
                                  cgroupsPath: "/kubepods/burstable/pod\(podUID)/crio-\(ids.crio)", under: dir)
         for c in [k8s, crio] {
             _ = c.fixture.waitForLine("ready")
-            try waitFor(gmon, "in container \(c === k8s ? ids.k8s.prefix(12) : ids.crio.prefix(12))")
+            try gmon.waitForStderr("in container \(c === k8s ? ids.k8s.prefix(12) : ids.crio.prefix(12))")
         }
         var truths: [String: [Truth]] = [:]
         for (c, id) in [(docker, ids.docker), (k8s, ids.k8s), (crio, ids.crio)] {
@@ -118,7 +98,7 @@ extension EndToEnd { @Suite(.serialized) struct ContainerTests {
         }
         try checkCounts(url, truths, times: 1)
         let text = try MetricsTests.curl(["http://\(url)/metrics"])
-        let byContainer = Self.countsByContainer(text)
+        let byContainer = siteCounts(by: ["container_id", "function"], text)
         let k8sLabels = byContainer["\(ids.k8s) main.shortLived"]?.labels ?? ""
         #expect(k8sLabels.contains("pod=\"checkout-7d9f\"") && k8sLabels.contains("namespace=\"shop\"") && k8sLabels.contains("exe=\"goroutines\""),
                 "k8s container's labels: \(k8sLabels)")
@@ -144,11 +124,11 @@ extension EndToEnd { @Suite(.serialized) struct ContainerTests {
         // The Docker container stopped and started again: the same file, a new process.
         docker.fixture.send("exit")
         _ = docker.fixture.finish()
-        try waitFor(gmon, "goroutines: its last process is gone; probes detached")
+        try gmon.waitForStderr("goroutines: its last process is gone; probes detached")
         let again = try Container(id: "gmon-docker", binary: Fixtures.binary("1.21.13", "normal"), args: args,
                                   cgroupsPath: "/docker/\(ids.docker)", under: dir)
         _ = again.fixture.waitForLine("ready")
-        try waitFor(gmon, "in container \(ids.docker.prefix(12))", count: 2)
+        try gmon.waitForStderr("in container \(ids.docker.prefix(12))", count: 2)
         again.fixture.send("go")
         let second = Truth.parse(again.fixture.waitForLine("done"))
         #expect(second.count == truths[ids.docker]?.count)
@@ -156,7 +136,7 @@ extension EndToEnd { @Suite(.serialized) struct ContainerTests {
 
         // A Go release gmon does not support: a note, never fatal.
         let old = try FixtureProcess(Fixtures.legacy("etcdctl-go1.16.3"), ["--dial-timeout=8s", "--endpoints=127.0.0.1:9", "get", "x"])
-        try waitFor(gmon, "not watching")
+        try gmon.waitForStderr("not watching")
         #expect(gmon.stderr.contains("go1.16.3"), "the note names the release: \(gmon.stderr)")
         kill(old.process.processIdentifier, SIGKILL)
 
@@ -177,18 +157,8 @@ extension EndToEnd { @Suite(.serialized) struct ContainerTests {
     }
 
     func gmonAttached(_ gmon: GmonProcess) throws -> GmonProcess {
-        try waitFor(gmon, "gmon: watching every Go program")
+        try gmon.waitForStderr("gmon: watching every Go program")
         return gmon
-    }
-
-    func waitFor(_ gmon: GmonProcess, _ text: String, count: Int = 1, timeout: TimeInterval = 30) throws {
-        let end = Date().addingTimeInterval(timeout)
-        while Date() < end {
-            if gmon.stderr.components(separatedBy: text).count - 1 >= count { return }
-            if !gmon.process.isRunning { throw E2EError("gmon exited \(gmon.process.terminationStatus): \(gmon.stderr)") }
-            usleep(50_000)
-        }
-        throw E2EError("gmon did not say \(text.debugDescription) (\(count)x) within \(timeout) s: \(gmon.stderr)")
     }
 
     /// Each container's sites A, B and C: created and exited equal its truth (`dockerTimes` runs for Docker's).
@@ -197,7 +167,7 @@ extension EndToEnd { @Suite(.serialized) struct ContainerTests {
         let end = Date().addingTimeInterval(10)
         repeat {
             problems = []
-            let counts = Self.countsByContainer(try MetricsTests.curl(["http://\(url)/metrics"]))
+            let counts = siteCounts(by: ["container_id", "function"], try MetricsTests.curl(["http://\(url)/metrics"]))
             for (id, ts) in truths {
                 let k = id == Self.hexID("docker") ? (dockerTimes ?? times) : times
                 for t in ts {

@@ -51,6 +51,17 @@ final class GmonProcess {
         throw E2EError("gmon did not attach within \(timeout) s: \(stderr)")
     }
 
+    /// Waits until stderr says `text` `count` times; fails with gmon's words otherwise.
+    func waitForStderr(_ text: String, count: Int = 1, timeout: TimeInterval = 60) throws {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if stderr.components(separatedBy: text).count - 1 >= count { return }
+            if !process.isRunning { throw E2EError("gmon exited \(process.terminationStatus): \(stderr)") }
+            usleep(50_000)
+        }
+        throw E2EError("gmon did not say \(text.debugDescription) (\(count)x) within \(timeout) s: \(stderr.suffix(3000))")
+    }
+
     /// Waits until stdout contains `text` (e.g. a process-exit line).
     func waitForOutput(_ text: String, timeout: TimeInterval = 20) throws {
         let end = Date().addingTimeInterval(timeout)
@@ -77,6 +88,27 @@ final class GmonProcess {
     var events: [[String: Any]] {
         stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
+}
+
+/// Created and exited per site from one scrape, summed by the values of `keys` (labels of
+/// gmon_goroutines_created_total and _exited_total), with the labels of the first series.
+func siteCounts(by keys: [String], _ text: String) -> [String: (created: Int, exited: Int, labels: String)] {
+    var out: [String: (Int, Int, String)] = [:]
+    for line in text.split(separator: "\n") {
+        for (family, isCreated) in [("gmon_goroutines_created_total{", true), ("gmon_goroutines_exited_total{", false)] where line.hasPrefix(family) {
+            let labels = String(line.dropFirst(family.count).prefix { $0 != "}" })
+            func label(_ k: String) -> String {
+                guard let r = labels.range(of: "\(k)=\"") else { return "" }
+                return String(labels[r.upperBound...].prefix { $0 != "\"" })
+            }
+            let key = keys.map(label).joined(separator: " ")
+            let n = Int(Double(line.split(separator: " ").last ?? "0") ?? 0)
+            var v = out[key] ?? (0, 0, labels)
+            if isCreated { v.0 += n } else { v.1 += n }
+            out[key] = v
+        }
+    }
+    return out
 }
 
 struct E2EError: Error, CustomStringConvertible {

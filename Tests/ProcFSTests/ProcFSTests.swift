@@ -50,7 +50,12 @@ import Testing
 @Suite struct ProcessesTests {
     @Test func statOfCommandsWithSpacesAndParentheses() {
         let s = ProcFS.parseStat("42 (a b) c)) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 12345 1000 10")
-        #expect(s == ProcFS.Stat(state: "S", parent: 1, startTime: 12345))
+        var want = ProcFS.Stat(state: "S", parent: 1, startTime: 12345)
+        (want.userTicks, want.systemTicks, want.virtualBytes, want.residentPages) = (0, 0, 1000, 10)
+        #expect(s == want)
+        // utime, stime, vsize and rss (fields 14, 15, 23, 24 of stat(5)).
+        let t = ProcFS.parseStat("7 (gmon) R 1 7 7 0 -1 0 0 0 0 0 250 50 0 0 20 0 4 0 99 575029248 15895")
+        #expect(t?.userTicks == 250 && t?.systemTicks == 50 && t?.virtualBytes == 575029248 && t?.residentPages == 15895)
         #expect(ProcFS.parseStat("42 (x) S 1") == nil)
         #expect(ProcFS.parseStat("garbage") == nil)
     }

@@ -22,12 +22,12 @@ public enum KernelSupport {
     public static func check() throws {
         _ = LibbpfLog.shared   // route libbpf's own messages away from stderr
         // The system call itself: libbpf's feature probes below answer "unsupported" for
-        // any failure, so ask something every BPF kernel answers without CAP_SYS_ADMIN (which
-        // listing program ids would need): a pinned object at a path that does not exist
-        // (ENOENT or ENOTDIR: the call works).
-        let rc = bpf_obj_get("/sys/fs/bpf/.gmon-kernel-check-\(getpid())")
+        // any failure, so make what gmon makes anyway, a small array map (CAP_BPF is enough:
+        // listing program ids would need CAP_SYS_ADMIN). EINVAL is an answer too: the call
+        // exists (a kernel refusing the map is named by the probes below).
+        let rc = bpf_map_create(BPF_MAP_TYPE_ARRAY, nil, 4, 4, 1, nil)
         if rc >= 0 { close(rc) }
-        if rc < 0 && ![ENOENT, ENOTDIR, EINVAL, EACCES].contains(-rc) {
+        if rc < 0 && -rc != EINVAL {
             switch -rc {
             case ENOSYS:
                 throw Missing(feature: "bpf", description: "this kernel has no BPF system call (built without CONFIG_BPF_SYSCALL): gmon needs Linux 5.15 or later with BPF enabled")

@@ -108,6 +108,11 @@ public final class LogWriter {
     /// With --all: who a site's process is (exe, container_id, pod, namespace, unit), by the
     /// executable number the site carries; written on its lines before the site's fields.
     public var origin: ((ExecutableID) -> [(String, String)])?
+
+    /// The site's fields: who its process is (the known ones), function and created_by.
+    private func siteFields(_ site: CreationSite) -> [(String, String)] {
+        (origin?(site.executable) ?? []).filter { !$0.1.isEmpty } + [("function", site.function), ("created_by", site.createdBy.description)]
+    }
     private var renderedExitSites: [Bytes] = []
 
     private func cached(_ table: [Bytes], _ i: Int32?) -> Bool {
@@ -131,10 +136,9 @@ public final class LogWriter {
         if c.parentGoid != 0 { field(keys.parentGoroutineID, c.parentGoid) }
         if !cached(renderedSites, siteIndex) {
             let site = site()
-            var siteFields = (origin?(site.executable) ?? []).filter { !$0.1.isEmpty }
-            siteFields += [("function", site.function), ("created_by", site.createdBy.description)]
-            for (i, f) in site.stack.enumerated() { siteFields.append(("stack.\(i)", f.description)) }
-            remember(Renderer(format: format).fields(siteFields), siteIndex, in: &renderedSites)
+            var fields = siteFields(site)
+            for (i, f) in site.stack.enumerated() { fields.append(("stack.\(i)", f.description)) }
+            remember(Renderer(format: format).fields(fields), siteIndex, in: &renderedSites)
         }
         endLine()
     }
@@ -153,8 +157,7 @@ public final class LogWriter {
             put(Renderer(format: format).fields([("created", creationLost ? "lost (ring buffer full)" : "before gmon attached")]))
         }
         if !cached(renderedExitSites, siteIndex), let s = site() {
-            let fields = (origin?(s.executable) ?? []).filter { !$0.1.isEmpty } + [("function", s.function), ("created_by", s.createdBy.description)]
-            remember(Renderer(format: format).fields(fields), siteIndex, in: &renderedExitSites)
+            remember(Renderer(format: format).fields(siteFields(s)), siteIndex, in: &renderedExitSites)
         }
         endLine()
     }

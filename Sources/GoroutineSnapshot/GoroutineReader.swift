@@ -169,7 +169,7 @@ public final class GoroutineReader {
         }
         let chunk = (sorted.count + threads - 1) / threads
         var snap = Snapshot(pid: pid, goVersion: exe.goVersion, takenAtNs: now)
-        var tables: [SnapshotWalker.Tables] = []
+        var merged = SnapshotWalker.Tables()
         // Each thread writes its records into its own part of one buffer (at most one record
         // per g), so a million records are never held twice.
         snap.records = Array(unsafeUninitializedCapacity: sorted.count) { buffer, count in
@@ -185,9 +185,9 @@ public final class GoroutineReader {
                 }
             }
             // Part t's tables are merged into part 0's, its records renumbered and moved down.
-            var merged = walkers[0].tables
+            merged = walkers[0].tables
             count = walkers[0].kept
-            for t in 1..<max(threads, 1) {
+            for t in 1..<threads {
                 let map = merged.merge(walkers[t].tables)
                 let from = parts[t].base!
                 for k in 0..<walkers[t].kept {
@@ -197,9 +197,7 @@ public final class GoroutineReader {
                     count += 1
                 }
             }
-            tables = [merged]
         }
-        let merged = tables[0]
         snap.stacks = merged.stacks
         snap.frames = merged.frames
         snap.names = merged.names

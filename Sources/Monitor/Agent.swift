@@ -92,7 +92,6 @@ public final class Agent {
     /// full ring (counted), once a minute.
     static let rescanNs: UInt64 = 60_000_000_000
 
-    public private(set) var attachedExecutables = 0
     public private(set) var seededGoroutines = 0
 
     public init(session: ProbeSession, resolver: OwnerResolver, pipeline: EventPipeline, metrics: GoroutineMetrics?, log: LogWriter,
@@ -107,10 +106,10 @@ public final class Agent {
         log.origin = { [unowned self] group in self.labels[group] ?? [] }
     }
 
-    /// Labels of each group: exe, container_id, pod, namespace (and the unit in logs).
+    /// Labels of each group: exe, container_id, pod, namespace (what its series carry), then
+    /// what only logs carry (unit, pod_uid).
     private var labels: [ExecutableID: [(String, String)]] = [:]
-    /// The same without what only logs carry: what its series carry.
-    private var metricLabels: [ExecutableID: [(String, String)]] = [:]
+    static let seriesLabelCount = 4
 
     /// What periodic snapshots read (their thread takes it under the lock).
     private let publishedLock = NSLock()
@@ -125,7 +124,7 @@ public final class Agent {
     private func publishTargets() {
         let list = targets.map { id, t in
             PeriodicSnapshots.Target(exe: t.exe, file: id, executable: ExecutableID(t.number), processes: t.pids.sorted().map { pid in
-                (pid, metricLabels[group(pid: UInt32(pid), number: ExecutableID(t.number))] ?? [("exe", t.name)])
+                (pid, labels[group(pid: UInt32(pid), number: ExecutableID(t.number))].map { Array($0.prefix(Self.seriesLabelCount)) } ?? [("exe", t.name)])
             })
         }
         publishedLock.lock()
@@ -173,30 +172,23 @@ public final class Agent {
         let exe: GoExecutable
         let plan: AttachPlan
         let layout: RuntimeLayout
+        let number: UInt32
         do {
             exe = try GoExecutable(path: file.kernelPath)
             layout = try exe.runtimeLayout()
             plan = try AttachPoints.plan(for: exe, classic: options.classicProbes)
-        } catch {
-            skip(id, "gmon: note: not watching \(file.displayPath) (process \(pid)): \(error)")
-            return
-        }
-        let number: UInt32
-        do {
             number = try session.attach(file: file.kernelPath, layout: layout, plan: plan, pid: nil)
         } catch {
             skip(id, "gmon: note: not watching \(file.displayPath) (process \(pid)): \(error)")
             return
         }
         let executable = ExecutableID(number)
-        resolver.executables.add(GoSiteResolver(exe: exe, executable: executable, file: id,
-                                                creationProbeAddresses: plan.creation.isReturnProbe ? [] : ([plan.creation] + plan.otherCreations).map(\.address)))
+        resolver.executables.add(GoSiteResolver(exe: exe, executable: executable, file: id, plan: plan))
         let name = file.displayPath.split(separator: "/").last.map(String.init) ?? file.displayPath
         // Every process of it running now (this one included), read from memory and seeded.
         let pids = ProcFS.processes(running: id)
         targets[id] = Target(number: number, file: file, exe: exe, gSize: layout.gSizeFloor, name: name, pids: Set(pids + [pid]))
         fileOfNumber[number] = id
-        attachedExecutables += 1
         let seeded = ExistingGoroutines.seed(pids: pids, exe: exe, file: id, executable: executable, resolver: resolver,
                                              pipeline: pipeline, stop: stop)
         seededGoroutines += seeded.goroutines
@@ -232,7 +224,6 @@ public final class Agent {
             var l = [("exe", targets[file]?.name ?? "?"), ("container_id", owner.containerID ?? ""),
                      ("pod", pod?.name ?? ""), ("namespace", pod?.namespace ?? "")]
             metrics?.executableLabels[g] = l
-            metricLabels[g] = l
             if let u = owner.systemdUnit { l.append(("unit", u)) }
             if let uid = owner.podUID { l.append(("pod_uid", uid)) }
             labels[g] = l
@@ -265,7 +256,7 @@ public final class Agent {
         let due = Set(goneGroups.filter { now &- $0.value >= grace }.keys)
         if !due.isEmpty {
             metrics?.removeSeries(of: due, tracker: pipeline.tracker)
-            for g in due { goneGroups[g] = nil; labels[g] = nil; metricLabels[g] = nil }
+            for g in due { goneGroups[g] = nil; labels[g] = nil }
             groups = groups.filter { !due.contains($0.value) }
         }
         publishTargets()

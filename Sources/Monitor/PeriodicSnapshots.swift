@@ -82,42 +82,42 @@ public final class PeriodicSnapshots: @unchecked Sendable {
         let files = Set(targets.map(\.file))
         programs = programs.filter { files.contains($0.key) }
         for t in targets {
-          for (pid, labels) in t.processes {
-            if stop.isRequested { break }
-            guard let start = ProcFS.stat(pid)?.startTime else { continue }
-            let reader: GoroutineReader
-            if programs[t.file] == nil, let p = try? GoroutineReader.Program(exe: t.exe) {
-                // The symbolizer of this thread: sites labelled as the event loop labels them.
-                programs[t.file] = (p, GoSiteResolver(exe: t.exe, executable: t.executable, file: t.file))
+            for (pid, labels) in t.processes {
+                if stop.isRequested { break }
+                guard let start = ProcFS.stat(pid)?.startTime else { continue }
+                let reader: GoroutineReader
+                if programs[t.file] == nil, let p = try? GoroutineReader.Program(exe: t.exe) {
+                    // The symbolizer of this thread: sites labelled as the event loop labels them.
+                    programs[t.file] = (p, GoSiteResolver(exe: t.exe, executable: t.executable, file: t.file))
+                }
+                if let r = readers[pid], r.start == start, r.file == t.file {
+                    reader = r.reader
+                } else if let p = programs[t.file], let r = try? GoroutineReader(pid: pid, program: p.program, file: t.file) {
+                    readers[pid] = (start, t.file, r)
+                    reader = r
+                } else {
+                    states.failed()
+                    continue
+                }
+                guard let resolver = programs[t.file]?.resolver else { continue }
+                let owner = labels.map(\.1)
+                ownerLabels[owner] = labels
+                guard let snap = try? reader.snapshot() else { states.failed(); readers[pid] = nil; continue }
+                var mine: [UInt64: Seen] = [:]
+                let before = seen[pid] ?? [:]
+                var sites = SnapshotSites(pid: pid, executable: t.executable, resolver: resolver)
+                snap.forEach { g in
+                    guard !g.isSystem else { return }
+                    let since = before[g.goid].flatMap { $0.status == g.status ? $0.since : nil } ?? now
+                    mine[g.goid] = Seen(status: g.status, since: since)
+                    let site = sites.site(g)
+                    let key = Key(owner: owner, function: site.function, createdBy: site.createdBy.description, status: g.status)
+                    let wait = max(g.waitSeconds ?? 0, now - since)
+                    let c = counts[key] ?? (0, 0)
+                    counts[key] = (c.0 + 1, max(c.1, wait))
+                }
+                nextSeen[pid] = mine
             }
-            if let r = readers[pid], r.start == start, r.file == t.file {
-                reader = r.reader
-            } else if let p = programs[t.file], let r = try? GoroutineReader(pid: pid, program: p.program, file: t.file) {
-                readers[pid] = (start, t.file, r)
-                reader = r
-            } else {
-                states.failed()
-                continue
-            }
-            guard let resolver = programs[t.file]?.resolver else { continue }
-            let owner = labels.map(\.1)
-            ownerLabels[owner] = labels
-            guard let snap = try? reader.snapshot() else { states.failed(); readers[pid] = nil; continue }
-            var mine: [UInt64: Seen] = [:]
-            let before = seen[pid] ?? [:]
-            var sites = SnapshotSites(pid: pid, executable: t.executable, resolver: resolver)
-            snap.forEach { g in
-                guard !g.isSystem else { return }
-                let since = before[g.goid].flatMap { $0.status == g.status ? $0.since : nil } ?? now
-                mine[g.goid] = Seen(status: g.status, since: since)
-                let site = sites.site(g)
-                let key = Key(owner: owner, function: site.function, createdBy: site.createdBy.description, status: g.status)
-                let wait = max(g.waitSeconds ?? 0, now - since)
-                let c = counts[key] ?? (0, 0)
-                counts[key] = (c.0 + 1, max(c.1, wait))
-            }
-            nextSeen[pid] = mine
-          }
         }
         // Processes gone: their readers and what was seen of them go too.
         seen = nextSeen

@@ -36,6 +36,13 @@ public final class GoSiteResolver: SiteResolver {
         wrapperFuncID = FrameRules.wrapperFuncID(release: exe.buildInfo.release)
     }
 
+    /// The resolver of an executable whose probes follow `plan`: where its creation probes
+    /// fire tells a PIE's load address (not a uretprobe's: it fires on return).
+    public convenience init(exe: GoExecutable, executable: ExecutableID, file: FileIdentity, plan: AttachPlan) {
+        self.init(exe: exe, executable: executable, file: file,
+                  creationProbeAddresses: plan.creation.isReturnProbe ? [] : ([plan.creation] + plan.otherCreations).map(\.address))
+    }
+
     public func forget(pid: UInt32) { biases.removeValue(forKey: pid) }
 
     /// Load bias of the executable in process `pid` (0 for non-PIE): from where the

@@ -173,10 +173,8 @@ struct Watch: ParsableCommand {
             return
         }
         let log = LogWriter(fd: 1, format: LogWriter.Format(rawValue: logFormat)!, level: level)
-        // Where the creation probes fire tells a PIE's load address (not a uretprobe: it fires on return).
         let resolvers = SiteResolvers()
-        resolvers.add(GoSiteResolver(exe: exe, executable: executable, file: file.identity,
-                                     creationProbeAddresses: plan.creation.isReturnProbe ? [] : ([plan.creation] + plan.otherCreations).map(\.address)))
+        resolvers.add(GoSiteResolver(exe: exe, executable: executable, file: file.identity, plan: plan))
         let tracker = Tracker(resolver: resolvers, gStride: layout.gSizeFloor, maxStacks: maxStacks)
         let pipeline = EventPipeline(tracker: tracker, metrics: server == nil ? nil : metrics, log: log)
         let monitor = Monitor(session: session, pipeline: pipeline, metrics: server == nil ? nil : metrics, log: log,

@@ -15,6 +15,8 @@ public struct Filters: Sendable {
         self.exe = exe; self.excludeExe = excludeExe; self.containers = containers.map { $0.lowercased() }
     }
 
+    public var isEmpty: Bool { exe.isEmpty && excludeExe.isEmpty && containers.isEmpty }
+
     public func admits(path: String, owner: Owner) -> Bool {
         let base = path.split(separator: "/").last.map(String.init) ?? path
         func matches(_ glob: String) -> Bool { fnmatch(glob, path, 0) == 0 || fnmatch(glob, base, 0) == 0 }

@@ -20,6 +20,8 @@ public final class OwnerResolver: SiteResolver {
     public let executables = SiteResolvers()
     /// The group of a process of an executable (set by the agent; identity when unset).
     var group: (UInt32, ExecutableID) -> ExecutableID = { _, e in e }
+    /// A process ended or ran exec (what the agent keeps of it goes).
+    var ended: (UInt32) -> Void = { _ in }
 
     public init() {}
 
@@ -29,13 +31,17 @@ public final class OwnerResolver: SiteResolver {
         return s
     }
 
-    public func forget(pid: UInt32) { executables.forget(pid: pid) }
+    public func forget(pid: UInt32) {
+        executables.forget(pid: pid)
+        ended(pid)
+    }
 }
 
 /// `gmon --all`: every Go program on the host, those running when it starts (a scan of
 /// /proc) and those started later (the kernel reports each exec; gmon reads the new
 /// process's /proc/PID/exe). Each executable file (device and inode, whatever path or mount
-/// namespace it is seen under) gets its probes once; its processes that already exist are
+/// namespace it is seen under; for containers of one image, the image layer's file under
+/// their overlay mounts: `OverlayFileKey`) gets its probes once; its processes that already exist are
 /// read from memory and seeded. When its last process is gone its probes are detached, and
 /// after `staleAfterSeconds` its series leave the exposition.
 ///
@@ -71,9 +77,16 @@ public final class Agent {
         /// A size every runtime.g of it reaches (the tracker's keys of live goroutines).
         let gSize: Int
         let name: String
-        var pids: Set<Int32>
+        /// Its processes, each with the identity its own mount shows (another overlay mount's, for a layer file).
+        var pids: [Int32: FileIdentity]
+        let layerFile: OverlayFileKey?
     }
     private var targets: [FileIdentity: Target] = [:]
+    /// The same layer file seen through other containers' overlay mounts: the target's key.
+    private var aliases: [FileIdentity: FileIdentity] = [:]
+    private var layerFiles: [OverlayFileKey: FileIdentity] = [:]
+    /// With filters: whether a process's events count, by pid, until it ends (bounded: emptied when full).
+    private var verdicts: [UInt32: Bool] = [:]
     private var fileOfNumber: [UInt32: FileIdentity] = [:]
     /// Files found not to be watchable Go programs (or filtered out), with why: not looked at
     /// again. Bounded: emptied when full (it is only a cache).
@@ -101,7 +114,13 @@ public final class Agent {
         pods = PodDirectory(root: options.podLogRoot)
         resolver.group = { [unowned self] pid, number in self.group(pid: pid, number: number) }
         pipeline.tracker.gStrideOf = { [unowned self] pid in
-            FileIdentity(path: "/proc/\(pid)/exe").flatMap { self.targets[$0]?.gSize }
+            FileIdentity(path: "/proc/\(pid)/exe").flatMap { self.target(of: $0)?.gSize }
+        }
+        if !options.filters.isEmpty {
+            // A filtered-out container of the same image as a watched one fires the same
+            // probes (they are on the layer file): its events are dropped here.
+            pipeline.admitsProcess = { [unowned self] pid in self.admits(pid) }
+            resolver.ended = { [unowned self] pid in self.verdicts[pid] = nil }
         }
         log.origin = { [unowned self] group in self.labels[group] ?? [] }
     }
@@ -123,7 +142,7 @@ public final class Agent {
 
     private func publishTargets() {
         let list = targets.map { id, t in
-            PeriodicSnapshots.Target(exe: t.exe, file: id, executable: ExecutableID(t.number), processes: t.pids.sorted().map { pid in
+            PeriodicSnapshots.Target(exe: t.exe, file: id, executable: ExecutableID(t.number), processes: t.pids.keys.sorted().map { pid in
                 (pid, labels[group(pid: UInt32(pid), number: ExecutableID(t.number))].map { Array($0.prefix(Self.seriesLabelCount)) } ?? [("exe", t.name)])
             })
         }
@@ -153,9 +172,9 @@ public final class Agent {
     /// A process to look at: its executable watched already, to be watched, or to skip.
     func consider(_ pid: Int32) {
         guard let id = FileIdentity(path: "/proc/\(pid)/exe") else { return }   // gone, or a kernel thread
-        if targets[id] != nil {
+        if let key = targets[id] != nil ? id : aliases[id] {
             // A new process of a watched file: the probes see its goroutines from its start.
-            targets[id]!.pids.insert(pid)
+            targets[key]!.pids[pid] = id
             return
         }
         if skipped[id] != nil { return }
@@ -169,6 +188,15 @@ public final class Agent {
         }
         // Cheap first: most executables on a host are not Go programs.
         guard GoProgramCheck.looksLikeGo(path: file.kernelPath) else { skip(id, nil); return }
+        // Another container's mount of a layer file watched already: its probes fire here too
+        // (probes on both would count every event twice). Its processes running then were found
+        // through the layer file when it was attached; this one started since.
+        let layerFile = OverlayFileKey(fd: file.fd)
+        if let layerFile, let key = layerFiles[layerFile], targets[key] != nil {
+            aliases[id] = key
+            targets[key]!.pids[pid] = id
+            return
+        }
         let exe: GoExecutable
         let plan: AttachPlan
         let layout: RuntimeLayout
@@ -185,9 +213,20 @@ public final class Agent {
         let executable = ExecutableID(number)
         resolver.executables.add(GoSiteResolver(exe: exe, executable: executable, file: id, plan: plan))
         let name = file.displayPath.split(separator: "/").last.map(String.init) ?? file.displayPath
-        // Every process of it running now (this one included), read from memory and seeded.
-        let pids = ProcFS.processes(running: id)
-        targets[id] = Target(number: number, file: file, exe: exe, gSize: layout.gSizeFloor, name: name, pids: Set(pids + [pid]))
+        // Every process of it running now (this one included), read from memory and seeded;
+        // with the same layer file under other overlay mounts, theirs too (those the filters admit).
+        var found = ProcFS.processes(running: id, layerFile: layerFile)
+        if layerFile != nil && !options.filters.isEmpty {
+            found = found.filter { p in
+                p.file == id || options.filters.admits(path: ProcFS.readLink("/proc/\(p.pid)/exe") ?? "", owner: Owner(cgroupLines: ProcFS.cgroups(p.pid) ?? []))
+            }
+        }
+        let pids = found.map(\.pid)
+        var members = Dictionary(found.map { ($0.pid, $0.file) }, uniquingKeysWith: { a, _ in a })
+        members[pid] = id
+        for p in found where p.file != id { aliases[p.file] = id }
+        targets[id] = Target(number: number, file: file, exe: exe, gSize: layout.gSizeFloor, name: name, pids: members, layerFile: layerFile)
+        if let layerFile { layerFiles[layerFile] = id }
         fileOfNumber[number] = id
         let seeded = ExistingGoroutines.seed(pids: pids, exe: exe, file: id, executable: executable, resolver: resolver,
                                              pipeline: pipeline, stop: stop)
@@ -237,20 +276,22 @@ public final class Agent {
     public func everySecond() {
         let now = monotonicNow()
         for (id, t) in targets {
-            let alive = t.pids.filter { FileIdentity(path: "/proc/\($0)/exe") == id }
-            for p in t.pids.subtracting(alive) { groupOfPid[UInt32(p)] = nil }
+            let alive = t.pids.filter { FileIdentity(path: "/proc/\($0.key)/exe") == $0.value }
+            for p in t.pids.keys where alive[p] == nil { groupOfPid[UInt32(p)] = nil }
             if alive.isEmpty {
                 session.detach(executable: t.number)
                 resolver.executables.remove(ExecutableID(t.number))
                 targets[id] = nil
                 fileOfNumber[t.number] = nil
+                aliases = aliases.filter { $0.value != id }
+                if let l = t.layerFile { layerFiles[l] = nil }
                 say("gmon: \(t.file.displayPath): its last process is gone; probes detached")
             } else if alive.count != t.pids.count {
                 targets[id]!.pids = alive
             }
         }
         // A container gone while other containers of its file run: its group goes too.
-        let aliveGroups = Set(targets.values.flatMap { t in t.pids.compactMap { groupOfPid[UInt32($0)]?[t.number] } })
+        let aliveGroups = Set(targets.values.flatMap { t in t.pids.keys.compactMap { groupOfPid[UInt32($0)]?[t.number] } })
         for g in groups.values where !aliveGroups.contains(g) && goneGroups[g] == nil { goneGroups[g] = now }
         let grace = UInt64(options.staleAfterSeconds * 1e9)
         let due = Set(goneGroups.filter { now &- $0.value >= grace }.keys)
@@ -264,4 +305,19 @@ public final class Agent {
 
     /// Files watched now.
     public var watchedCount: Int { targets.count }
+
+    private func target(of id: FileIdentity) -> Target? {
+        targets[id] ?? aliases[id].flatMap { targets[$0] }
+    }
+
+    /// With filters: whether the events of `pid` count (its executable's path and container).
+    /// A process gone before its first event is looked at counts (its file was watched).
+    func admits(_ pid: UInt32) -> Bool {
+        if let v = verdicts[pid] { return v }
+        let p = Int32(bitPattern: pid)
+        let v = ProcFS.readLink("/proc/\(p)/exe").map { options.filters.admits(path: $0, owner: Owner(cgroupLines: ProcFS.cgroups(p) ?? [])) } ?? true
+        if verdicts.count >= 1 << 16 { verdicts.removeAll() }
+        verdicts[pid] = v
+        return v
+    }
 }

@@ -41,9 +41,23 @@ public final class EventPipeline {
         return startedPrograms
     }
 
+    /// `gmon --all` with filters: whether a process's goroutine events count (nil: all do).
+    /// Probes are on files: a filtered-out container of the same image as a watched one
+    /// fires them too.
+    public var admitsProcess: ((UInt32) -> Bool)?
+    /// Goroutine events of processes the filters leave out (not losses).
+    public private(set) var filteredOut: UInt64 = 0
+
     public func handle(_ raw: UnsafeRawBufferPointer) {
         if let pid = decoder.programStarted(raw) { startedPrograms.append(pid); return }
         guard let event = decoder.decode(raw) else { undecodable += 1; return }
+        if let admits = admitsProcess {
+            switch event {
+            case .create(let c) where !admits(c.pid): filteredOut += 1; return
+            case .exit(let p, _, _, _, _) where !admits(p): filteredOut += 1; return
+            default: break
+            }
+        }
         switch event {
         case .processExit(let pid, let t):
             heldProcessExits.append(HeldExit(pid: pid, timeNs: t, exec: false))

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CProcFS
 
 /// Everything gmon reads from /proc, in one place.
 public enum ProcFS {
@@ -18,20 +19,41 @@ public enum ProcFS {
     /// Load address of `file` in process `pid` minus its link-time address: from the mapping of
     /// that very file (device and inode, not a path, which may name another file in the
     /// process's mount namespace) at file offset 0. nil when no such mapping is found.
+    ///
+    /// A file in a container's overlayfs root is another case: up to 6.7, maps shows the file
+    /// underneath (the image layer's device), not the device stat shows. Then the mapping at
+    /// offset 0 named as the process names its executable (/proc/PID/exe) is taken, when that
+    /// executable has `file`'s inode number (`file` itself, or the same layer file seen
+    /// through another container's overlay mount: `OverlayFileKey`).
     public static func loadBias(pid: UInt32, file: FileIdentity, firstLoadAddress: UInt64) -> UInt64? {
         guard let text = readSmallFile("/proc/\(pid)/maps", limit: 16 << 20) else { return nil }
+        var exeName: Substring?
         for line in text.split(separator: "\n") {
             // start-end perms offset major:minor inode path
-            let f = line.split(separator: " ", maxSplits: 6, omittingEmptySubsequences: true)
+            let f = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
             guard f.count >= 5, let inode = UInt64(f[4]), inode == file.inode,
-                  let off = UInt64(f[2], radix: 16), off == 0 else { continue }
-            let dev = f[3].split(separator: ":")
-            guard dev.count == 2, let major = UInt32(dev[0], radix: 16), let minor = UInt32(dev[1], radix: 16),
-                  makeDevice(major, minor) == file.device,
+                  let off = UInt64(f[2], radix: 16), off == 0,
                   let start = UInt64(f[0].split(separator: "-")[0], radix: 16) else { continue }
-            return start &- (firstLoadAddress & ~0xfff)
+            let dev = f[3].split(separator: ":")
+            guard dev.count == 2, let major = UInt32(dev[0], radix: 16), let minor = UInt32(dev[1], radix: 16) else { continue }
+            if makeDevice(major, minor) == file.device { return start &- (firstLoadAddress & ~0xfff) }
+            if f.count == 6 {
+                if exeName == nil {
+                    let link = "/proc/\(pid)/exe"
+                    guard FileIdentity(path: link)?.inode == file.inode, let name = readLink(link) else { continue }
+                    exeName = Substring(name)
+                }
+                if f[5].drop(while: { $0 == " " }) == exeName { return start &- (firstLoadAddress & ~0xfff) }
+            }
         }
         return nil
+    }
+
+    /// A symbolic link's target (bounded), nil when it cannot be read.
+    public static func readLink(_ path: String) -> String? {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink(path, &buf, buf.count - 1)
+        return n > 0 ? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
     }
 
     /// A NUL-terminated C buffer's text.
@@ -77,6 +99,33 @@ public struct FileIdentity: Hashable, Sendable, CustomStringConvertible {
         device = UInt64(st.st_dev); inode = UInt64(st.st_ino)
     }
     public var description: String { "device \(device >> 8 & 0xfff):\(device & 0xff | device >> 12 & ~0xff), inode \(inode)" }
+}
+
+/// A file of an overlayfs mount, as a container's root is. Each mount shows its files under
+/// a device of its own, while the kernel maps, runs and probes the file underneath, in the
+/// image layer: two containers of one image show two identities for one file, and uprobes
+/// attached through either fire in both. From 6.8, neither /proc/PID/maps nor a file handle
+/// shows the file underneath; what every mount of it shows alike is its inode number, size
+/// and modification time, which gmon takes together as the identity of the file underneath.
+/// nil for a file not on overlayfs.
+public struct OverlayFileKey: Hashable, Sendable {
+    public let inode: UInt64, size: Int64, modifiedSeconds: Int, modifiedNanoseconds: Int
+    static let overlayMagic = 0x794c_7630
+
+    public init?(fd: Int32) {
+        var fs = statfs()
+        var st = stat()
+        guard fstatfs(fd, &fs) == 0, Int(fs.f_type) == Self.overlayMagic, fstat(fd, &st) == 0 else { return nil }
+        inode = UInt64(st.st_ino); size = Int64(st.st_size)
+        modifiedSeconds = Int(st.st_mtim.tv_sec); modifiedNanoseconds = Int(st.st_mtim.tv_nsec)
+    }
+
+    public init?(path: String) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        self.init(fd: fd)
+    }
 }
 
 /// A Go executable opened once, then parsed and given to the kernel through the same open
@@ -135,10 +184,8 @@ public final class OpenedExecutable: @unchecked Sendable {
         guard let id = FileIdentity(fd: fd) else { close(fd); throw Failure(description: "cannot stat \(link)") }
         self.fd = fd
         identity = id
-        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink(link, &buf, buf.count - 1)
         // The process's own name for its file; it may not exist (or be another file) in gmon's namespace.
-        displayPath = n > 0 ? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : link
+        displayPath = ProcFS.readLink(link) ?? link
     }
 
     deinit { close(fd) }

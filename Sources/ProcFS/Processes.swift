@@ -94,6 +94,19 @@ extension ProcFS {
     public static func processes(running file: FileIdentity) -> [Int32] {
         processIDs().filter { FileIdentity(path: "/proc/\($0)/exe") == file }
     }
+
+    /// The same, plus (`layerFile`) the processes running that file underneath through
+    /// another overlay mount (another container of the same image), each with the identity
+    /// its own mount shows.
+    public static func processes(running file: FileIdentity, layerFile: OverlayFileKey?) -> [(pid: Int32, file: FileIdentity)] {
+        processIDs().compactMap { pid in
+            let link = "/proc/\(pid)/exe"
+            guard let id = FileIdentity(path: link) else { return nil }
+            if id == file { return (pid, id) }
+            guard let layerFile, id.inode == layerFile.inode, OverlayFileKey(path: link) == layerFile else { return nil }
+            return (pid, id)
+        }
+    }
 }
 
 extension ProcFS {

@@ -10,15 +10,17 @@ final class Container {
     let bundle: URL
     let fixture: FixtureProcess
 
-    /// `cgroupsPath`: what the runtime would give runc (cgroupfs driver).
-    init(id: String, binary: String, args: [String], cgroupsPath: String, under dir: URL) throws {
+    /// `cgroupsPath`: what the runtime would give runc (cgroupfs driver). `rootfs`: a root
+    /// prepared by the caller (an overlay mount, as an image's container has), holding /goroutines.
+    init(id: String, binary: String, args: [String], cgroupsPath: String, under dir: URL, rootfs given: URL? = nil) throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/runc") else {
             throw E2EError("runc is not installed: `make deps` (scripts/install-deps.sh) installs it")
         }
         self.id = id
         bundle = dir.appendingPathComponent(id)
         let rootfs = bundle.appendingPathComponent("rootfs")
-        if !FileManager.default.fileExists(atPath: rootfs.path) {
+        try FileManager.default.createDirectory(at: bundle, withIntermediateDirectories: true)
+        if given == nil && !FileManager.default.fileExists(atPath: rootfs.path) {
             try FileManager.default.createDirectory(at: rootfs, withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: binary, toPath: rootfs.appendingPathComponent("goroutines").path)
         }
@@ -34,6 +36,7 @@ final class Container {
         var linux = config["linux"] as! [String: Any]
         linux["cgroupsPath"] = cgroupsPath
         config["linux"] = linux
+        if let given { config["root"] = ["path": given.path, "readonly": true] }
         try JSONSerialization.data(withJSONObject: config).write(to: configURL)
         // runc in the foreground: the container's stdin and stdout are runc's.
         fixture = try FixtureProcess("/usr/sbin/runc", ["run", "--bundle", bundle.path, id])
@@ -154,6 +157,73 @@ extension EndToEnd { @Suite(.serialized) struct ContainerTests {
         #expect(left.isEmpty, "series of containers gone for more than --stale-after 6 s: \(left.prefix(500))")
         #expect(try gmon.stop() == 0)
         #expect(gmon.stderr.contains("lost events: ring buffer full 0 "), "\(gmon.stderr)")
+    }
+
+    /// Containers of one image, as Docker and Kubernetes run replicas: each root an overlay
+    /// mount of the same lower layer, so the kernel runs (and probes) one file that each
+    /// mount shows under a device of its own. `gmon --all` attaches once and counts each
+    /// container's goroutines once (probes attached through each mount would both fire in
+    /// every container: double counts); `--container` leaves the other replica out, though
+    /// the probes fire there too. Two replicas run before gmon starts (one seeded through the
+    /// layer file), a third starts after.
+    @Test func replicasOfOneImageCountOnce() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-layer-\(UUID().uuidString.prefix(8))")
+        let lower = dir.appendingPathComponent("layer")
+        try FileManager.default.createDirectory(at: lower, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Fixtures.binary("1.25.5", "normal"), toPath: lower.appendingPathComponent("goroutines").path)
+        var mounts: [URL] = []
+        defer {
+            for m in mounts { _ = try? run("/usr/bin/umount", ["-l", m.path]) }
+            try? FileManager.default.removeItem(at: dir)
+        }
+        func overlay(_ name: String) throws -> URL {
+            let (upper, work, merged) = (dir.appendingPathComponent("\(name)-upper"), dir.appendingPathComponent("\(name)-work"), dir.appendingPathComponent("\(name)-root"))
+            for d in [upper, work, merged] { try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true) }
+            _ = try run("/usr/bin/mount", ["-t", "overlay", "overlay", "-o", "lowerdir=\(lower.path),upperdir=\(upper.path),workdir=\(work.path)", merged.path])
+            mounts.append(merged)
+            return merged
+        }
+        let ids = (a: Self.hexID("replica-a"), b: Self.hexID("replica-b"), c: Self.hexID("replica-c"))
+        let args = ["-a", "40", "-b", "7", "-c", "3", "-wait-stdin"]
+        let a = try Container(id: "gmon-replica-a", binary: "", args: args, cgroupsPath: "/docker/\(ids.a)", under: dir, rootfs: try overlay("a"))
+        let b = try Container(id: "gmon-replica-b", binary: "", args: args, cgroupsPath: "/docker/\(ids.b)", under: dir, rootfs: try overlay("b"))
+        for r in [a, b] { _ = r.fixture.waitForLine("ready") }
+        // The same file, two identities: what makes this case.
+        let pids = [a, b].compactMap(\.hostPID)
+        let devices = Set(pids.compactMap { p -> UInt64? in var st = stat(); return stat("/proc/\(p)/exe", &st) == 0 ? UInt64(st.st_dev) : nil })
+        #expect(pids.count == 2 && devices.count == 2, "the replicas' executables should show two devices: \(devices)")
+
+        let all = try GmonProcess(["--all", "--exe", "goroutines"])
+        let onlyA = try GmonProcess(["--all", "--container", String(ids.a.prefix(12))])
+        let urlAll = try MetricsTests.metricsURL(gmonAttached(all))
+        let urlA = try MetricsTests.metricsURL(gmonAttached(onlyA))
+        let c = try Container(id: "gmon-replica-c", binary: "", args: args, cgroupsPath: "/docker/\(ids.c)", under: dir, rootfs: try overlay("c"))
+        _ = c.fixture.waitForLine("ready")
+        var truths: [String: [Truth]] = [:]
+        for (r, id) in [(a, ids.a), (b, ids.b), (c, ids.c)] {
+            r.fixture.send("go")
+            truths[id] = Truth.parse(r.fixture.waitForLine("done"))
+        }
+        let scrapeA: String
+        do {
+            try checkCounts(urlAll, truths, times: 1)
+            try checkCounts(urlA, [ids.a: truths[ids.a]!], times: 1)
+            scrapeA = try MetricsTests.curl(["http://\(urlA)/metrics"])
+        } catch {
+            throw E2EError("\(error); gmon --all: \(all.stderr.suffix(1500)); gmon --container: \(onlyA.stderr.suffix(1500))")
+        }
+        #expect(!scrapeA.contains(ids.b) && !scrapeA.contains(ids.c), "--container \(ids.a.prefix(12)) shows another replica: \(scrapeA.split(separator: "\n").filter { $0.contains(ids.b) || $0.contains(ids.c) }.prefix(3))")
+        let attaches = all.stderr.split(separator: "\n").filter { $0.hasPrefix("gmon: watching /") }
+        #expect(attaches.count == 1, "one file, attached once: \(attaches)")
+        #expect(all.stderr.contains("2 processes, 10 goroutines already running"), "both replicas running at start seeded: \(all.stderr)")
+        for r in [a, b, c] {
+            r.fixture.send("exit")
+            _ = r.fixture.finish()
+        }
+        for g in [all, onlyA] {
+            #expect(try g.stop() == 0)
+            #expect(g.stderr.contains("lost events: ring buffer full 0 "), "\(g.stderr)")
+        }
     }
 
     func gmonAttached(_ gmon: GmonProcess) throws -> GmonProcess {

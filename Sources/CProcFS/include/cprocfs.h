@@ -13,4 +13,7 @@ struct gmon_iovec {
 long process_vm_readv(int pid, const struct gmon_iovec *local, unsigned long local_count,
                       const struct gmon_iovec *remote, unsigned long remote_count, unsigned long flags);
 
+// fstatfs (sys/vfs.h is not in Swift's Glibc module): tells an overlayfs file (a container's root).
+#include <sys/vfs.h>
+
 #endif

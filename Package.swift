@@ -75,7 +75,7 @@ let package = Package(
         .target(name: "PprofExport", dependencies: ["GmonModel", "CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["proto"]),
         // The event loop: rings → decoder → tracker → exporters, ticks, the order of stopping.
-        .target(name: "Monitor", dependencies: ["GmonProbes", "GmonModel", "GoroutineTracker", "GmonMetrics", "GmonExporters", "LibBPF", "ProcFS",
+        .target(name: "Monitor", dependencies: ["GmonProbes", "GmonModel", "GoroutineTracker", "GmonMetrics", "GmonExporters", "LibBPF", "ProcFS", "CProcFS",
                                                 "CGmonEvents", "GoroutineSnapshot", "Symbolization", "GoRuntime", "GoBinary", "Discovery"], swiftSettings: hotPath),
 
         // The command line: parses arguments and wires the modules together.

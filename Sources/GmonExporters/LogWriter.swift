@@ -115,6 +115,19 @@ public final class LogWriter {
     }
     private var renderedExitSites: [Bytes] = []
 
+    /// Site numbers freed (Tracker.retire): what was rendered for them goes.
+    public func forget(sites freed: [Int32]) {
+        for i in freed.map(Int.init) {
+            for t in [\LogWriter.renderedSites, \LogWriter.renderedExitSites] where i < self[keyPath: t].count {
+                if let p = self[keyPath: t][i].baseAddress {
+                    kept.removeAll { $0.baseAddress == p }
+                    UnsafeMutableRawPointer(mutating: p).deallocate()
+                }
+                self[keyPath: t][i] = Bytes(start: nil, count: 0)
+            }
+        }
+    }
+
     private func cached(_ table: [Bytes], _ i: Int32?) -> Bool {
         guard let i, Int(i) < table.count, table[Int(i)].count > 0 else { return false }
         put(table[Int(i)])

@@ -44,7 +44,7 @@ public struct Summary {
     static func rows(_ tracker: Tracker) -> [Row] {
         var rows: [Row] = []
         var index: [[String]: Int] = [:]
-        for st in tracker.sites {
+        for st in tracker.sites where !st.isFree {
             let key = [st.site.function, st.site.createdBy.description, st.isPreexisting ? "pre" : ""]
             let i = index[key] ?? {
                 rows.append(Row(function: key[0], createdBy: key[1], preexisting: st.isPreexisting))

@@ -196,7 +196,7 @@ public final class GoroutineMetrics: @unchecked Sendable {
         let oldest = tracker.oldestLiveCreation()
         // Per series, not per site: several sites may share one, and the oldest of them all counts.
         var oldestPerSeries: [ObjectIdentifier: (Site, UInt64)] = [:]
-        for (i, st) in tracker.sites.enumerated() {
+        for (i, st) in tracker.sites.enumerated() where !st.isFree {
             let m = site(Int32(i), st.site)
             let t = oldest[Int32(i)] ?? .max
             let id = ObjectIdentifier(m)

@@ -24,6 +24,8 @@ public final class Tracker {
         public internal(set) var preexisting: UInt64 = 0
         /// Set once: the exit path reads it for every exit.
         public let isPreexisting: Bool
+        /// A slot freed by `retire` (its site's executable gone), waiting for a new site.
+        public internal(set) var isFree = false
         public var live: UInt64 { created + preexisting - exited - closedByProcessExit - exitsLost }
     }
 
@@ -125,7 +127,7 @@ public final class Tracker {
                 s = cached
             } else {
                 var site = resolver.site(for: c)
-                if sites.count >= maxStacks && siteIndex[site] == nil {
+                if sites.count - freeSites.count >= maxStacks && siteIndex[site] == nil {
                     site = CreationSite(executable: site.executable, function: site.function, createdBy: site.createdBy, stack: [Self.stackNotKept])
                     stacksNotKept += 1
                 }
@@ -188,13 +190,39 @@ public final class Tracker {
         }
     }
 
-    /// The site's number, a new one for a site not seen before.
+    /// The site's number, a new one for a site not seen before (a freed slot first).
     private func index(of site: CreationSite) -> Int32 {
         if let existing = siteIndex[site] { return existing }
-        let s = Int32(sites.count)
-        sites.append(SiteStats(site: site, isPreexisting: site.stack == [Self.createdBeforeAttach]))
+        let stats = SiteStats(site: site, isPreexisting: site.stack == [Self.createdBeforeAttach])
+        let s: Int32
+        if let free = freeSites.popLast() {
+            s = free
+            sites[Int(s)] = stats
+        } else {
+            s = Int32(sites.count)
+            sites.append(stats)
+        }
         siteIndex[site] = s
         return s
+    }
+
+    private var freeSites: [Int32] = []
+    static let freeSite = CreationSite(executable: ExecutableID(UInt32.max), function: "", createdBy: .note(""), stack: [])
+
+    /// `gmon --all`: the sites of executables (groups) whose processes are all gone and whose
+    /// series went: their slots are freed for new sites, so a long-running agent's tracker
+    /// stays as large as what runs. The caller has let their processes' exits through first
+    /// (no live goroutine refers to them). Returns the freed site numbers.
+    public func retire(executables gone: Set<ExecutableID>) -> [Int32] {
+        var freed: [Int32] = []
+        for i in sites.indices where !sites[i].isFree && gone.contains(sites[i].site.executable) {
+            siteIndex[sites[i].site] = nil
+            sites[i] = SiteStats(site: Self.freeSite, isPreexisting: false, isFree: true)
+            freed.append(Int32(i))
+        }
+        freeSites += freed
+        lastKey = nil
+        return freed
     }
 
     /// The stack of sites of goroutines that existed when gmon attached: never invented.

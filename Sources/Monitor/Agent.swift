@@ -1,4 +1,5 @@
 import Discovery
+import CProcFS
 import Foundation
 import GmonExporters
 import GmonMetrics
@@ -297,6 +298,10 @@ public final class Agent {
         let due = Set(goneGroups.filter { now &- $0.value >= grace }.keys)
         if !due.isEmpty {
             metrics?.removeSeries(of: due, tracker: pipeline.tracker)
+            log.forget(sites: pipeline.tracker.retire(executables: due))
+            // What was freed goes back to the system, not only to malloc's free lists: the
+            // agent's RSS then follows what it watches.
+            malloc_trim(0)
             for g in due { goneGroups[g] = nil; labels[g] = nil }
             groups = groups.filter { !due.contains($0.value) }
         }

@@ -15,5 +15,7 @@ long process_vm_readv(int pid, const struct gmon_iovec *local, unsigned long loc
 
 // fstatfs (sys/vfs.h is not in Swift's Glibc module): tells an overlayfs file (a container's root).
 #include <sys/vfs.h>
+// malloc_trim (malloc.h is not in Swift's Glibc module either): freed memory back to the system.
+#include <malloc.h>
 
 #endif

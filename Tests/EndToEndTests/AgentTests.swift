@@ -125,11 +125,12 @@ extension EndToEnd { @Suite(.serialized) struct AgentTests {
         }
         let summary = "baseline \(Int(baseline)) MB, while watching \(peaks.map { Int($0) }) MB, after each round \(after.map { Int($0) }) MB"
         print("memory: \(summary)")
-        // Measured (debug build): baseline 53, after the rounds 57, 74, 74 MB; without freeing
-        // the gone executables' sites, +8 MB a round. What stays after the first round is
-        // held for reuse at the largest size seen (tables' capacity, malloc's arenas), not per target.
-        #expect(after.allSatisfy { $0 <= baseline + 25 }, "gmon's memory after its targets are gone: \(summary)")
-        #expect(after[2] <= after[1] + 3, "gmon's memory grows round after round: \(summary)")
+        // Measured (debug build): baseline 53 MB; after the rounds 57, 74, 74 and 57, 76, 85 MB;
+        // without freeing the gone executables' sites: 104, 107, 165 MB and 2,000 series left
+        // each round. What stays after the first round is held for reuse (tables' capacity,
+        // malloc's arenas of two threads), not per target.
+        #expect(after.allSatisfy { $0 <= baseline + 35 }, "gmon's memory after its targets are gone: \(summary)")
+        #expect(after[2] <= after[1] + 12, "gmon's memory grows round after round: \(summary)")
         #expect(peaks.allSatisfy { $0 >= baseline + 10 }, "the rounds should hold memory while they run (else this test shows nothing): \(summary)")
         #expect(try gmon.stop() == 0)
     }

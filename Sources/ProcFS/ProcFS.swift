@@ -23,8 +23,8 @@ public enum ProcFS {
     /// A file in a container's overlayfs root is another case: up to 6.7, maps shows the file
     /// underneath (the image layer's device), not the device stat shows. Then the mapping at
     /// offset 0 named as the process names its executable (/proc/PID/exe) is taken, when that
-    /// executable has `file`'s inode number (`file` itself, or the same layer file seen
-    /// through another container's overlay mount: `OverlayFileKey`).
+    /// executable is `file`, or an overlay file with `file`'s inode number (the same layer
+    /// file seen through another container's overlay mount: `OverlayFileKey`).
     public static func loadBias(pid: UInt32, file: FileIdentity, firstLoadAddress: UInt64) -> UInt64? {
         guard let text = readSmallFile("/proc/\(pid)/maps", limit: 16 << 20) else { return nil }
         var exeName: Substring?
@@ -40,7 +40,9 @@ public enum ProcFS {
             if f.count == 6 {
                 if exeName == nil {
                     let link = "/proc/\(pid)/exe"
-                    guard FileIdentity(path: link)?.inode == file.inode, let name = readLink(link) else { continue }
+                    // `file` itself, or the same layer file through another overlay mount.
+                    guard let own = FileIdentity(path: link), own == file || (own.inode == file.inode && OverlayFileKey(path: link) != nil),
+                          let name = readLink(link) else { continue }
                     exeName = Substring(name)
                 }
                 if f[5].drop(while: { $0 == " " }) == exeName { return start &- (firstLoadAddress & ~0xfff) }

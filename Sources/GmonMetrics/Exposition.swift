@@ -31,6 +31,28 @@ public enum Exposition {
         return text
     }
 
+    /// The registry's families in a fixed order (by name; it emits them in its dictionary's
+    /// order, which changes from run to run), each family's lines kept together.
+    static func sortedFamilies(_ text: [UInt8]) -> [UInt8] {
+        var families: [(name: Substring, lines: [Substring])] = []
+        let lines = String(decoding: text, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
+        for l in lines {
+            if l.hasPrefix("# HELP ") {
+                families.append((l.dropFirst(7).prefix { $0 != " " }, [l]))
+            } else if families.isEmpty {
+                families.append(("", [l]))
+            } else {
+                families[families.count - 1].lines.append(l)
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(text.count)
+        for f in families.sorted(by: { $0.name < $1.name }) {
+            for l in f.lines { out += l.utf8; out.append(0x0a) }
+        }
+        return out
+    }
+
     /// OpenMetrics names a counter family without its `_total` suffix (the
     /// samples keep it); the caller ends the exposition with `# EOF`.
     static func toOpenMetrics(_ text: [UInt8]) -> [UInt8] {

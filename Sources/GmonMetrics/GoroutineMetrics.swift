@@ -54,7 +54,7 @@ public final class GoroutineMetrics: @unchecked Sendable {
     public func render(openMetrics: Bool) -> [UInt8] {
         // The registry's few families go through the text conversion; the per-site families
         // (all but a few lines of a large scrape) are written in the wanted format directly.
-        var text = registry.emitToBuffer()
+        var text = Exposition.sortedFamilies(registry.emitToBuffer())
         if openMetrics { text = Exposition.toOpenMetrics(text) }
         series.render(into: &text, openMetrics: openMetrics)
         states.render(into: &text, openMetrics: openMetrics)
@@ -64,41 +64,59 @@ public final class GoroutineMetrics: @unchecked Sendable {
     }
 
     /// `snapshots`: the per-status gauges of periodic snapshots are served.
-    public init(exe: String, maxSites: Int, version: String, goVersion: String, snapshots: Bool = false) {
+    /// Frames of the creator's stack in labels past the go statement's (`--stack-labels`).
+    let stackLabels: Int
+    public static let defaultStackLabels = 2
+
+    /// `snapshots`: the per-status gauges of periodic snapshots are served.
+    /// gmon's own families carry `exe` when it watches one executable; with --all (`exe` empty)
+    /// they count for the whole agent and carry none.
+    public init(exe: String, maxSites: Int, version: String, goVersion: String, snapshots: Bool = false, stackLabels: Int = GoroutineMetrics.defaultStackLabels) {
         self.exe = exe
+        self.stackLabels = max(0, stackLabels)
+        let own: [(String, String)] = exe.isEmpty ? [] : [("exe", exe)]
         states = GoroutineStates(enabled: snapshots)
         self.maxSites = maxSites
         let r = registry
-        eventsCreate = r.makeCounter(name: "gmon_events_total", labels: [("type", "create")], help: "Events received from the kernel.")
-        eventsExit = r.makeCounter(name: "gmon_events_total", labels: [("type", "exit")], help: "Events received from the kernel.")
-        eventsProcessExit = r.makeCounter(name: "gmon_events_total", labels: [("type", "process_exit")], help: "Events received from the kernel.")
-        unpaired = r.makeCounter(name: "gmon_exits_unpaired_total", labels: [("exe", exe), ("reason", "created_before_attach")],
+        eventsCreate = r.makeCounter(name: "gmon_events_total", labels: own + [("type", "create")], help: "Events received from the kernel.")
+        eventsExit = r.makeCounter(name: "gmon_events_total", labels: own + [("type", "exit")], help: "Events received from the kernel.")
+        eventsProcessExit = r.makeCounter(name: "gmon_events_total", labels: own + [("type", "process_exit")], help: "Events received from the kernel.")
+        unpaired = r.makeCounter(name: "gmon_exits_unpaired_total", labels: own + [("reason", "created_before_attach")],
                                  help: "Exits without a creation: of goroutines created before gmon attached, or whose creation was lost.")
-        unpairedCreationLost = r.makeCounter(name: "gmon_exits_unpaired_total", labels: [("exe", exe), ("reason", "creation_lost")],
+        unpairedCreationLost = r.makeCounter(name: "gmon_exits_unpaired_total", labels: own + [("reason", "creation_lost")],
                                              help: "Exits without a creation: of goroutines created before gmon attached, or whose creation was lost.")
         unpairedCreationLost.increment(by: Int64(0))
-        processes = r.makeGauge(name: "gmon_processes_traced", labels: [("exe", exe)], help: "Processes of the executable with goroutine events.")
-        folded = r.makeCounter(name: "gmon_sites_folded_total", labels: [("exe", exe)],
+        processes = r.makeGauge(name: "gmon_processes_traced", labels: own, help: "Processes of the executable with goroutine events.")
+        folded = r.makeCounter(name: "gmon_sites_folded_total", labels: own,
                                help: "Creation sites beyond --max-sites, counted under created_by=\"other\".")
         r.makeGauge(name: "gmon_build_info", labels: [("version", version), ("go_versions", goVersion)],
                     help: "gmon's version and the Go releases of the watched executables.").set(to: Double(1))
-        logLinesDropped = r.makeCounter(name: "gmon_log_lines_dropped_total", labels: [("exe", exe)],
+        logLinesDropped = r.makeCounter(name: "gmon_log_lines_dropped_total", labels: own,
                                         help: "Log lines not written: stdout's reader was too slow, or writing failed.")
         logLinesDropped.increment(by: Int64(0))
-        stacksNotKept = r.makeCounter(name: "gmon_stacks_not_kept_total", labels: [("exe", exe)],
+        stacksNotKept = r.makeCounter(name: "gmon_stacks_not_kept_total", labels: own,
                                       help: "New creation stacks beyond --max-stacks, counted under their function and created_by only.")
         stacksNotKept.increment(by: Int64(0))
         for reason in ["ringbuf_full", "read_failed", "stack_failed", "process_table_full", "undecodable", "scratch_busy"] {
-            let c = r.makeCounter(name: "gmon_events_lost_total", labels: [("reason", reason)], help: "Events gmon could not deliver, by reason.")
+            let c = r.makeCounter(name: "gmon_events_lost_total", labels: own + [("reason", reason)], help: "Events gmon could not deliver, by reason.")
             lostCounters[reason] = c
             c.increment(by: Int64(0))
         }
     }
 
+    /// `stack_N` labels: the creator's stack, innermost first, `stackLabels` frames past the
+    /// go statement's own. `stack_0` is that frame, which `created_by` already names: it is
+    /// left out then (a note in its place, "created before gmon attached", stays), as is
+    /// runtime.goexit, which ends every stack and tells nothing.
     func labels(_ s: CreationSite) -> [(String, String)] {
         var l = executableLabels[s.executable] ?? [("exe", executableNames[s.executable] ?? exe)]
-        l += [("function", s.function), ("created_by", s.createdBy.description)]
-        for (i, f) in s.stack.prefix(5).enumerated() { l.append(("stack_\(i)", f.description)) }
+        let createdBy = s.createdBy.description
+        l += [("function", s.function), ("created_by", createdBy)]
+        for (i, f) in s.stack.prefix(stackLabels + 1).enumerated() {
+            if i == 0 && f.description == createdBy { continue }
+            if f.function == "runtime.goexit" { continue }
+            l.append(("stack_\(i)", f.description))
+        }
         return l
     }
 

@@ -13,6 +13,9 @@ final class SiteSeries: @unchecked Sendable {
     final class Series {
         /// `exe="…",function="…",…` without braces, escaped once.
         let labels: [UInt8]
+        /// The same without the stack labels: the lifetime histogram's (one per function and
+        /// created_by, summed over their stacks: 15 lines a site were most of a scrape).
+        let histogramLabels: [UInt8]
         // Event thread only.
         var pendingCreated: Int64 = 0, pendingExited: Int64 = 0, pendingLive: Int64 = 0
         var pendingBuckets: [UInt64]
@@ -23,8 +26,9 @@ final class SiteSeries: @unchecked Sendable {
         var buckets: [UInt64]
         var sum: Double = 0
 
-        init(labels: [UInt8], bucketCount: Int) {
+        init(labels: [UInt8], histogramLabels: [UInt8], bucketCount: Int) {
             self.labels = labels
+            self.histogramLabels = histogramLabels
             pendingBuckets = [UInt64](repeating: 0, count: bucketCount + 1)   // the last: +Inf only
             buckets = pendingBuckets
         }
@@ -45,7 +49,8 @@ final class SiteSeries: @unchecked Sendable {
 
     func make(_ labels: [(String, String)]) -> Series {
         let text = Exposition.labelText(labels)
-        let s = Series(labels: text, bucketCount: bounds.count)
+        let short = labels.filter { !$0.0.hasPrefix("stack_") }
+        let s = Series(labels: text, histogramLabels: short.count == labels.count ? text : Exposition.labelText(short), bucketCount: bounds.count)
         pthread_mutex_lock(&lock)
         all.append(s)
         pthread_mutex_unlock(&lock)
@@ -137,18 +142,30 @@ final class SiteSeries: @unchecked Sendable {
         for s in all { integer(live, s, s.live) }
         head("gmon_goroutine_oldest_live_seconds", "gauge", "Age of the oldest live goroutine, by creation site.")
         for s in all { real(oldest, s, s.oldest) }
-        head("gmon_goroutine_lifetime_seconds", "histogram", "Lifetimes of exited goroutines (kernel clock), by creation site.")
+        head("gmon_goroutine_lifetime_seconds", "histogram", "Lifetimes of exited goroutines (kernel clock), by function and created_by (summed over their stacks).")
         let bucket = Array("gmon_goroutine_lifetime_seconds_bucket{".utf8)
         let sum = Array("gmon_goroutine_lifetime_seconds_sum".utf8), count = Array("gmon_goroutine_lifetime_seconds_count".utf8)
+        // One histogram per label set without the stack labels, in first-seen order.
+        var index: [[UInt8]: Int] = [:]
+        var histograms: [(labels: [UInt8], buckets: [UInt64], sum: Double)] = []
         for s in all {
+            if let i = index[s.histogramLabels] {
+                for b in s.buckets.indices { histograms[i].buckets[b] += s.buckets[b] }
+                histograms[i].sum += s.sum
+            } else {
+                index[s.histogramLabels] = histograms.count
+                histograms.append((s.histogramLabels, s.buckets, s.sum))
+            }
+        }
+        for h in histograms {
             var cumulative: UInt64 = 0
             for (i, le) in boundTexts.enumerated() {
-                cumulative += s.buckets[i]
-                out += bucket; out += s.labels; out += ",le=\"".utf8; out += le; out += "\"} ".utf8
+                cumulative += h.buckets[i]
+                out += bucket; out += h.labels; out += ",le=\"".utf8; out += le; out += "\"} ".utf8
                 digits(cumulative); out.append(0x0a)
             }
-            real(sum, s, s.sum)
-            integer(count, s, Int64(cumulative))
+            out += sum; out.append(0x7b); out += h.labels; out += "} ".utf8; out += "\(h.sum)".utf8; out.append(0x0a)
+            out += count; out.append(0x7b); out += h.labels; out += "} ".utf8; digits(cumulative); out.append(0x0a)
         }
     }
 }

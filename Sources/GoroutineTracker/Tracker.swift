@@ -232,10 +232,19 @@ public final class Tracker {
     /// `seenAtNs` (after the probes were attached, before any of their events is handled):
     /// live from the start, its exit pairs with it. Events stamped before `seenAtNs` on its g
     /// are of earlier goroutines there, or of this one's creation (see `handle`).
-    public func seed(pid: UInt32, g: UInt64, seenAtNs: UInt64, site raw: CreationSite) -> Int32 {
+    /// nil when the g is live already from its creation event: the process's events came
+    /// before this read (with --all, a process started in the second between its file's last
+    /// process ending and the file being detached, then attached again); the event's entry,
+    /// with its stack, stays.
+    public func seed(pid: UInt32, g: UInt64, seenAtNs: UInt64, site raw: CreationSite) -> Int32? {
         let s = index(of: CreationSite(executable: raw.executable, function: raw.function, createdBy: raw.createdBy,
                                        stack: [Self.createdBeforeAttach]))
-        if let earlier = goroutines(pid).insert(g: g, createdNs: seenAtNs, site: s) {
+        let process = goroutines(pid)
+        if let earlier = process.insert(g: g, createdNs: seenAtNs, site: s) {
+            guard sites[Int(earlier.site)].isPreexisting else {
+                _ = process.insert(g: g, createdNs: earlier.createdNs, site: earlier.site)
+                return nil
+            }
             // The same g listed twice (never by a consistent allgs): keep one.
             sites[Int(earlier.site)].preexisting -= 1
         }

@@ -118,7 +118,7 @@ public final class EventPipeline {
     /// first scrape. Before any event is handled (the snapshot is taken after the probes
     /// are attached; their events wait in the rings meanwhile).
     public func seed(pid: UInt32, _ g: Goroutine, site: CreationSite) {
-        let s = tracker.seed(pid: pid, g: g.gAddress, seenAtNs: g.seenAtNs, site: site)
+        guard let s = tracker.seed(pid: pid, g: g.gAddress, seenAtNs: g.seenAtNs, site: site) else { return }
         metrics?.preexisting(site: s, tracker.sites[Int(s)].site)
     }
 

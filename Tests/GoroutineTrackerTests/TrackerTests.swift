@@ -160,7 +160,7 @@ func exit(_ pid: UInt32, _ goid: UInt64, at t: UInt64, g: UInt64? = nil) -> Even
 
     @Test func anExitAfterTheReadPairsWithTheSeededGoroutine() {
         let t = Tracker(resolver: FakeResolver(), gStride: 448)
-        let s = t.seed(pid: 1, g: g, seenAtNs: 1000, site: site)
+        let s = t.seed(pid: 1, g: g, seenAtNs: 1000, site: site)!
         #expect(t.sites[Int(s)].isPreexisting && t.sites[Int(s)].live == 1 && t.liveCount == 1)
         guard case .exitedPreexisting(let e) = t.handle(exit(1, 0, at: 2000, g: g)) else { Issue.record("not paired"); return }
         #expect(e == s && t.sites[Int(s)].live == 0 && t.unpairedExits == 0 && t.liveCount == 0)
@@ -170,7 +170,7 @@ func exit(_ pid: UInt32, _ goid: UInt64, at t: UInt64, g: UInt64? = nil) -> Even
     /// (stamped before the read) replaces the seed, with its stack, and is counted once.
     @Test func aCreationBeforeTheReadIsTheSeededGoroutine() {
         let t = Tracker(resolver: FakeResolver(), gStride: 448)
-        let s = t.seed(pid: 1, g: g, seenAtNs: 1000, site: site)
+        let s = t.seed(pid: 1, g: g, seenAtNs: 1000, site: site)!
         guard case .created(let c, nil, let replaced) = t.handle(create(1, 5, at: 900, g: g)) else { Issue.record(); return }
         #expect(replaced == s && t.sites[Int(s)].live == 0 && t.sites[Int(c)].live == 1 && t.liveCount == 1 && t.exitsLost == 0)
         guard case .exited(let e, _) = t.handle(exit(1, 5, at: 3000, g: g)) else { Issue.record(); return }
@@ -181,17 +181,29 @@ func exit(_ pid: UInt32, _ goid: UInt64, at t: UInt64, g: UInt64? = nil) -> Even
     /// gmon attached); the one read stays live, and its own creation replaces the seed.
     @Test func anExitBeforeTheReadIsOfAnEarlierGoroutine() {
         let t = Tracker(resolver: FakeResolver(), gStride: 448)
-        let s = t.seed(pid: 1, g: g, seenAtNs: 1000, site: site)
+        let s = t.seed(pid: 1, g: g, seenAtNs: 1000, site: site)!
         guard case .unpairedExit = t.handle(exit(1, 0, at: 500, g: g)) else { Issue.record("paired with the seed"); return }
         #expect(t.unpairedExits == 1 && t.sites[Int(s)].live == 1)
         guard case .created(_, nil, s?) = t.handle(create(1, 6, at: 600, g: g)) else { Issue.record(); return }
         #expect(t.liveCount == 1 && t.sites[Int(s)].live == 0)
     }
 
+    /// A goroutine live from its creation event and then read from memory (its process's
+    /// events came first: a file detached and attached again while a new process of it ran):
+    /// the event's entry stays, the read adds nothing (it crashed gmon: a count below zero).
+    @Test func aReadOfAGoroutineLiveFromItsEventAddsNothing() {
+        let t = Tracker(resolver: FakeResolver(), gStride: 448)
+        guard case .created(let c, nil, nil) = t.handle(create(1, 8, at: 500, g: g)) else { Issue.record(); return }
+        #expect(t.seed(pid: 1, g: g, seenAtNs: 1000, site: site) == nil)
+        #expect(t.liveCount == 1 && t.sites[Int(c)].live == 1 && t.preexistingTotal == 0)
+        guard case .exited(let e, _) = t.handle(exit(1, 8, at: 3000, g: g)) else { Issue.record("not paired with its creation"); return }
+        #expect(e == c && t.liveCount == 0)
+    }
+
     /// A creation stamped after the read on a seeded g that is still live: its exit was lost.
     @Test func aCreationAfterTheReadMeansTheSeedsExitWasLost() {
         let t = Tracker(resolver: FakeResolver(), gStride: 448)
-        let s = t.seed(pid: 1, g: g, seenAtNs: 1000, site: site)
+        let s = t.seed(pid: 1, g: g, seenAtNs: 1000, site: site)!
         guard case .created(_, s?, nil) = t.handle(create(1, 7, at: 1500, g: g)) else { Issue.record(); return }
         #expect(t.exitsLost == 1 && t.sites[Int(s)].live == 0 && t.liveCount == 1)
     }

@@ -77,7 +77,8 @@ public final class MetricsServer: @unchecked Sendable {
     public func stop() { task?.cancel() }
 }
 
-/// "HOST:PORT", "[::1]:PORT" or "PORT" (loopback) → (host, port).
+/// "HOST:PORT", "[::1]:PORT", ":PORT" (every IPv4 interface, as Prometheus exporters take it)
+/// or "PORT" (loopback) → (host, port).
 public func parseListenAddress(_ s: String) throws -> (String, Int) {
     func port(_ p: Substring) throws -> Int {
         guard let v = Int(p), (0...65535).contains(v) else { throw MetricsServer.Failure("metrics port \(p) is not a port number (0–65535)") }
@@ -91,6 +92,6 @@ public func parseListenAddress(_ s: String) throws -> (String, Int) {
         return (host, try port(rest.dropFirst()))
     }
     let parts = s.split(separator: ":", omittingEmptySubsequences: false)
-    guard parts.count == 2, !parts[0].isEmpty else { throw MetricsServer.Failure("metrics address \(s) is not HOST:PORT (for example 127.0.0.1:5500)") }
-    return (String(parts[0]), try port(parts[1]))
+    guard parts.count == 2 else { throw MetricsServer.Failure("metrics address \(s) is not HOST:PORT (for example 127.0.0.1:5500, or :5500 for every interface)") }
+    return (parts[0].isEmpty ? "0.0.0.0" : String(parts[0]), try port(parts[1]))
 }

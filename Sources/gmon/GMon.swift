@@ -24,8 +24,10 @@ struct GMon: ParsableCommand {
 
     static func main() {
         // The main job is the default subcommand, whose options ArgumentParser would show only
-        // under `gmon help watch`: the top-level help shows them too.
-        if ["--help", "-h", "help"].contains(CommandLine.arguments.dropFirst().first ?? "-"), CommandLine.arguments.count == 2 {
+        // under `gmon help watch`: the top-level help (and the default command's) shows them.
+        let args = CommandLine.arguments.dropFirst()
+        let named = configuration.subcommands.map { $0._commandName } + ["help"]
+        if args == ["help"] || (args.contains { $0 == "--help" || $0 == "-h" } && !named.contains(args.first ?? "")) {
             print(mainHelp())
             return
         }
@@ -35,10 +37,7 @@ struct GMon: ParsableCommand {
         do {
             command = try parseAsRoot()
         } catch {
-            // With --log-format json even a usage error is one JSON object; help and --version stay text.
-            guard messagesAsJSON, exitCode(for: error) != .success else { exit(withError: error) }
-            standardErrorLine(message(for: error), level: .error)
-            Glibc.exit(exitCode(for: error).rawValue)
+            exitReporting(error)
         }
         do {
             var command = command
@@ -56,8 +55,16 @@ struct GMon: ParsableCommand {
         } catch let e as MetricsServer.Failure {
             fail(e.description)
         } catch {
-            exit(withError: error)
+            exitReporting(error)
         }
+    }
+
+    /// ArgumentParser's report of an error (the usage with it), or with --log-format json one
+    /// JSON object; help and --version requests stay text.
+    static func exitReporting(_ error: Error) -> Never {
+        guard messagesAsJSON, exitCode(for: error) != .success else { exit(withError: error) }
+        standardErrorLine("gmon: \(message(for: error))", level: .error)
+        Glibc.exit(exitCode(for: error).rawValue)
     }
 }
 

@@ -47,8 +47,9 @@ extension EndToEnd {
               --all                   Watch every Go program on the host, running now and
                                       started later, in containers too (a node agent).
             """
-            for flag in ["--help", "-h", "help"] {
-                let r = try Self.gmon([flag])
+            // Also when the main job's options come first (its help is the main help).
+            for flag in [["--help"], ["-h"], ["help"], ["--log-format", "json", "--help"]] {
+                let r = try Self.gmon(flag)
                 #expect(r.status == 0)
                 let head = r.out.split(separator: "\n", omittingEmptySubsequences: false).prefix(expected.split(separator: "\n", omittingEmptySubsequences: false).count).joined(separator: "\n")
                 #expect(head == expected, "gmon \(flag):\n\(r.out)")

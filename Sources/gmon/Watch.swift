@@ -125,7 +125,8 @@ struct Watch: ParsableCommand {
     func validate() throws {
         if legacyVersion { return }
         if all {
-            guard path == nil && pid == nil && target == nil else { throw ValidationError("--all watches every Go program: drop --path and --pid (or drop --all)") }
+            if let target { throw ValidationError("--all watches every Go program: drop \(target) (or drop --all)") }
+            guard path == nil && pid == nil else { throw ValidationError("--all watches every Go program: drop --path and --pid (or drop --all)") }
         } else {
             guard path != nil || pid != nil || target != nil else { throw ValidationError("give --path /path/to/go-binary, --pid N or --all") }
             guard exeGlobs.isEmpty && excludeExeGlobs.isEmpty && containers.isEmpty else {

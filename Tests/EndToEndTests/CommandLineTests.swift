@@ -81,6 +81,8 @@ extension EndToEnd {
             #expect(typo.err == "gmon: verison: no such file, and not a process id: give the path of a Go executable or a pid (see gmon --help)\n", "\(typo.err)")
             let both = try Self.gmon([path, "--path", path])
             #expect(both.status != 0 && both.err.contains("not both") && both.err.split(separator: "\n").count == 1, "\(both.err)")
+            let withAll = try Self.gmon(["--all", path])
+            #expect(withAll.status != 0 && withAll.err.contains("--all watches every Go program: drop \(path)"), "\(withAll.err)")
             let zero = try Self.gmon(["0"])
             #expect(zero.status != 0 && zero.err.contains("--pid 0 is not a process id"), "\(zero.err)")
         }

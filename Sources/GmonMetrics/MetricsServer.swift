@@ -45,7 +45,10 @@ public final class MetricsServer: @unchecked Sendable {
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "gmon"),
             onServerRunning: { channel in
-                outcome.withLockedValue { $0 = .success(channel.localAddress.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? "\(host):\(port)") }
+                // An IPv6 address in brackets, as a URL takes it ([::1]:5500, not ::1:5500).
+                let ip = channel.localAddress?.ipAddress ?? host
+                let shown = ip.contains(":") ? "[\(ip)]" : ip
+                outcome.withLockedValue { $0 = .success("\(shown):\(channel.localAddress?.port ?? port)") }
                 ready.signal()
             },
             logger: logger)

@@ -108,6 +108,9 @@ extension EndToEnd {
             #expect(legacy.err.contains("gmon: note: -metrics \(port + 1) serves on 127.0.0.1:\(port + 1) only (the earlier gmon bound every interface); to bind every interface use --metrics-address :\(port + 1)\n"), "\(legacy.err)")
             let modern = try Self.gmon([path, "--duration", "0.5", "--metrics-port", String(port + 2)])
             #expect(!modern.err.contains("note:"), "\(modern.err)")
+            // An IPv6 address is shown as a URL takes it.
+            let v6 = try Self.gmon([path, "--duration", "0.5", "--metrics-address", "[::1]:\(port + 3)"])
+            #expect(v6.err.contains("metrics on http://[::1]:\(port + 3)/metrics"), "\(v6.err)")
         }
 
         /// inspect shows the main package and the main module as `go version -m` reads them, from

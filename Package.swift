@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "GmonExporters", dependencies: ["GmonModel", "GoroutineTracker"], swiftSettings: hotPath),
         // Prometheus metrics per creation site, their two text formats, and the HTTP server.
         .target(name: "GmonMetrics", dependencies: [
-            "GmonModel", "GoroutineTracker", "ProcFS", .product(name: "Prometheus", package: "swift-prometheus"),
+            "GmonModel", "GoroutineTracker", "ProcFS", "CZlib", .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
         ]),

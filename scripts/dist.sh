@@ -32,7 +32,8 @@ bad=$(ldd "$OUT/gmon" | awk '{print $1}' | sed 's|.*/||' | grep -Ev "$allowed" |
 if [ -n "$bad" ]; then echo "dist: gmon links libraries other than glibc's: $bad" >&2; exit 1; fi
 
 # The .deb: /usr/bin/gmon and a systemd unit running it as a node agent (gmon --all).
-VERSION=$("$OUT/gmon" --version)
+# "gmon 0.1.0": the version is its last word.
+VERSION=$("$OUT/gmon" --version | awk '{print $NF}')
 PKG=$(mktemp -d)
 install -D -m 755 "$OUT/gmon" "$PKG/usr/bin/gmon"
 install -D -m 644 deploy/gmon.service "$PKG/lib/systemd/system/gmon.service"

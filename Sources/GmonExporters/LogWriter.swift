@@ -51,8 +51,11 @@ public final class LogWriter {
     /// Bytes rendered once and copied into lines; never freed before the writer.
     typealias Bytes = UnsafeBufferPointer<UInt8>
 
-    public init(fd: Int32, format: Format, level: Level, maxPendingBytes: Int = LogWriter.maxPendingBytes) {
-        self.fd = fd; self.format = format; self.level = level
+    /// At most this many stack frames a line (nil: every frame the probe collected).
+    let stackDepth: Int?
+
+    public init(fd: Int32, format: Format, level: Level, stackDepth: Int? = nil, maxPendingBytes: Int = LogWriter.maxPendingBytes) {
+        self.fd = fd; self.format = format; self.level = level; self.stackDepth = stackDepth
         var rt = timespec(), mono = timespec()
         clock_gettime(CLOCK_REALTIME, &rt)
         clock_gettime(CLOCK_MONOTONIC, &mono)
@@ -149,9 +152,16 @@ public final class LogWriter {
         if c.parentGoid != 0 { field(keys.parentGoroutineID, c.parentGoid) }
         if !cached(renderedSites, siteIndex) {
             let site = site()
-            var fields = siteFields(site)
-            for (i, f) in site.stack.enumerated() { fields.append(("stack.\(i)", f.description)) }
-            remember(Renderer(format: format).fields(fields), siteIndex, in: &renderedSites)
+            let stack = stackDepth.map { Array(site.stack.prefix($0)) } ?? site.stack
+            var r = Renderer(format: format)
+            if format == .json {
+                // An array of frames, as jq and log pipelines expect; logfmt keeps the earlier tool's stack.N.
+                r.out = r.fields(siteFields(site))
+                r.frames(stack)
+            } else {
+                r.out = r.fields(siteFields(site) + stack.enumerated().map { ("stack.\($0.offset)", $0.element.description) })
+            }
+            remember(r.out, siteIndex, in: &renderedSites)
         }
         endLine()
     }
@@ -226,6 +236,20 @@ public final class LogWriter {
                 format == .json ? r.quoted(v, json: true) : r.logfmtValue(v)
             }
             return r.out
+        }
+
+        /// `,"stack":[{"function":…,"file":…,"line":…},…]` (the file's full path; "" and 0 when unknown).
+        mutating func frames(_ stack: [Frame]) {
+            appendKey("stack")
+            append("[")
+            for (i, f) in stack.enumerated() {
+                append(i == 0 ? "{\"function\":" : ",{\"function\":")
+                quoted(f.function, json: true)
+                append(",\"file\":")
+                quoted(f.file, json: true)
+                append(",\"line\":\(f.line)}")
+            }
+            append("]")
         }
 
         mutating func appendKey(_ key: String) {
@@ -396,6 +420,14 @@ public final class LogWriter {
         buffer[count + 2] = UInt8(truncatingIfNeeded: 0x30 &+ ms % 10)
         buffer[count + 3] = 0x5a   // Z
         count += 4
+    }
+
+    /// One of gmon's own messages (stderr) as a JSON object shaped like the log lines.
+    public static func jsonMessage(_ level: Level, _ msg: String, time: Int64? = nil) -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        let now = time ?? Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+        return "{\"time\":\"\(rfc3339(now))\",\"level\":\"\(level.name)\",\"msg\":\(Renderer.jsonString(msg))}"
     }
 
     static func rfc3339(_ wallNs: Int64) -> String {

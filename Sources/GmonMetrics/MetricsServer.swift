@@ -1,3 +1,4 @@
+import CZlib
 import Foundation
 import Hummingbird
 import Logging
@@ -29,13 +30,9 @@ public final class MetricsServer: @unchecked Sendable {
     /// Binds and starts serving; throws a one-line error for a busy or bad address.
     public func start(host: String, port: Int) throws {
         let router = Router()
-        router.get("/metrics") { [metrics] request, _ -> Response in
-            let om = Exposition.wantsOpenMetrics(accept: request.headers[.accept])
-            let body = metrics.render(openMetrics: om)
-            return Response(status: .ok,
-                            headers: [.contentType: om ? Exposition.openMetricsContentType : Exposition.prometheusContentType],
-                            body: .init(byteBuffer: ByteBuffer(bytes: body)))
-        }
+        router.get("/metrics") { [metrics] request, _ -> Response in Self.scrape(metrics, request, head: false) }
+        // HEAD: the headers GET would send (its Content-Length too), no body.
+        router.head("/metrics") { [metrics] request, _ -> Response in Self.scrape(metrics, request, head: true) }
         router.get("/healthz") { [self] _, _ -> Response in
             isAttached ? Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
                 : Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "probes not attached\n")))
@@ -48,7 +45,10 @@ public final class MetricsServer: @unchecked Sendable {
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "gmon"),
             onServerRunning: { channel in
-                outcome.withLockedValue { $0 = .success(channel.localAddress.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? "\(host):\(port)") }
+                // An IPv6 address in brackets, as a URL takes it ([::1]:5500, not ::1:5500).
+                let ip = channel.localAddress?.ipAddress ?? host
+                let shown = ip.contains(":") ? "[\(ip)]" : ip
+                outcome.withLockedValue { $0 = .success("\(shown):\(channel.localAddress?.port ?? port)") }
                 ready.signal()
             },
             logger: logger)
@@ -75,9 +75,63 @@ public final class MetricsServer: @unchecked Sendable {
     }
 
     public func stop() { task?.cancel() }
+
+    static func scrape(_ metrics: GoroutineMetrics, _ request: Request, head: Bool) -> Response {
+        let om = Exposition.wantsOpenMetrics(accept: request.headers[.accept])
+        var body = metrics.render(openMetrics: om)
+        var headers: HTTPFields = [.contentType: om ? Exposition.openMetricsContentType : Exposition.prometheusContentType]
+        // Prometheus asks for gzip: a scrape is text that repeats its label names and values on
+        // every series, so it compresses many times over.
+        headers[.vary] = "Accept-Encoding"
+        if acceptsGzip(request.headers[.acceptEncoding]), let z = gzip(body) {
+            body = z
+            headers[.contentEncoding] = "gzip"
+        }
+        if head {
+            headers[.contentLength] = String(body.count)
+            return Response(status: .ok, headers: headers, body: ResponseBody())
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// Whether an Accept-Encoding header lists gzip (or x-gzip) with a q-value above 0.
+    static func acceptsGzip(_ header: String?) -> Bool {
+        guard let header else { return false }
+        return header.split(separator: ",").contains { item in
+            let parts = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard let name = parts.first, name == "gzip" || name == "x-gzip" else { return false }
+            let q = parts.dropFirst().first { $0.hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
+            return q > 0
+        }
+    }
+
+    /// The body gzipped (zlib's deflate with a gzip header); nil if zlib fails, and the body goes as it is.
+    static func gzip(_ input: [UInt8]) -> [UInt8]? {
+        var stream = z_stream()
+        // windowBits 15 + 16: a gzip header and trailer instead of zlib's. Level 1: a scrape is
+        // served on every request, and level 1 already takes most of the repetition out.
+        guard deflateInit2_(&stream, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            return nil
+        }
+        defer { deflateEnd(&stream) }
+        var input = input
+        var out = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(input.count))) + 32)
+        let rc = input.withUnsafeMutableBufferPointer { i in
+            out.withUnsafeMutableBufferPointer { o in
+                stream.next_in = i.baseAddress
+                stream.avail_in = UInt32(i.count)
+                stream.next_out = o.baseAddress
+                stream.avail_out = UInt32(o.count)
+                return deflate(&stream, Z_FINISH)
+            }
+        }
+        guard rc == Z_STREAM_END else { return nil }
+        return Array(out.prefix(Int(stream.total_out)))
+    }
 }
 
-/// "HOST:PORT", "[::1]:PORT" or "PORT" (loopback) → (host, port).
+/// "HOST:PORT", "[::1]:PORT", ":PORT" (every IPv4 interface, as Prometheus exporters take it)
+/// or "PORT" (loopback) → (host, port).
 public func parseListenAddress(_ s: String) throws -> (String, Int) {
     func port(_ p: Substring) throws -> Int {
         guard let v = Int(p), (0...65535).contains(v) else { throw MetricsServer.Failure("metrics port \(p) is not a port number (0–65535)") }
@@ -91,6 +145,6 @@ public func parseListenAddress(_ s: String) throws -> (String, Int) {
         return (host, try port(rest.dropFirst()))
     }
     let parts = s.split(separator: ":", omittingEmptySubsequences: false)
-    guard parts.count == 2, !parts[0].isEmpty else { throw MetricsServer.Failure("metrics address \(s) is not HOST:PORT (for example 127.0.0.1:5500)") }
-    return (String(parts[0]), try port(parts[1]))
+    guard parts.count == 2 else { throw MetricsServer.Failure("metrics address \(s) is not HOST:PORT (for example 127.0.0.1:5500, or :5500 for every interface)") }
+    return (parts[0].isEmpty ? "0.0.0.0" : String(parts[0]), try port(parts[1]))
 }

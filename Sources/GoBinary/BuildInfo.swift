@@ -27,23 +27,24 @@ public struct BuildInfo: Sendable, Equatable {
         }
         try d.check(at, 32, "build info header")
         let ptrSize = Int(d.bytes[at + 14]), flags = d.bytes[at + 15]
-        var version: String, modinfo: String
+        var version: String, modinfo: [UInt8]
         if flags & 2 != 0 {
             // Go 1.18+: two varint-prefixed strings follow the 32-byte header.
             var off = at + 32
             (version, off) = try Self.varString(d, off)
-            (modinfo, off) = try Self.varString(d, off)
+            (modinfo, off) = try Self.varBytes(d, off)
         } else {
             // Go ≤1.17: pointers to Go string headers.
             guard ptrSize == 8, flags & 1 == 0 else { throw GoBinaryError.unsupportedELF("build info with pointer size \(ptrSize)") }
-            version = try Self.pointedString(elf, try d.u64(at + 16))
-            modinfo = try Self.pointedString(elf, try d.u64(at + 24))
+            version = String(decoding: try Self.pointedBytes(elf, try d.u64(at + 16)), as: UTF8.self)
+            modinfo = try Self.pointedBytes(elf, try d.u64(at + 24))
         }
         guard version.hasPrefix("go") else { throw GoBinaryError.notGo("build information has no Go version") }
         goVersion = version
         settings = []
-        // modinfo is wrapped in 16-byte sentinels.
-        var mi = Array(modinfo.utf8)
+        // modinfo is wrapped in 16-byte sentinels, which are not UTF-8: cut as bytes (decoded first,
+        // each invalid byte became three, the cut missed, and the first line, `path`, was lost).
+        var mi = modinfo
         if mi.count >= 33 && mi[mi.count - 17] == 0x0a { mi = Array(mi[16..<(mi.count - 16)]) }
         for line in String(decoding: mi, as: UTF8.self).split(separator: "\n") {
             let parts = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
@@ -66,17 +67,21 @@ public struct BuildInfo: Sendable, Equatable {
     public var release: (major: Int, minor: Int)? { GoVersion.parse(goVersion) }
 
     static func varString(_ d: ByteView, _ off: Int) throws -> (String, Int) {
-        let (n, o) = try d.uvarint(off)
-        guard let len = Int(exactly: n) else { throw GoBinaryError.malformed("build info string length") }
-        let s = try d.slice(o, len)
-        return (String(decoding: s, as: UTF8.self), o + len)
+        let (b, o) = try varBytes(d, off)
+        return (String(decoding: b, as: UTF8.self), o)
     }
 
-    static func pointedString(_ elf: ELFFile, _ addr: UInt64) throws -> String {
+    static func varBytes(_ d: ByteView, _ off: Int) throws -> ([UInt8], Int) {
+        let (n, o) = try d.uvarint(off)
+        guard let len = Int(exactly: n) else { throw GoBinaryError.malformed("build info string length") }
+        return (Array(try d.slice(o, len)), o + len)
+    }
+
+    static func pointedBytes(_ elf: ELFFile, _ addr: UInt64) throws -> [UInt8] {
         let dataPtr = try elf.pointer(at: addr)
         let len = try elf.pointer(at: addr &+ 8)
         guard len < 1 << 20, let off = elf.fileOffset(ofAddress: dataPtr) else { throw GoBinaryError.malformed("build info string") }
-        return String(decoding: try elf.data.slice(off, Int(len)), as: UTF8.self)
+        return Array(try elf.data.slice(off, Int(len)))
     }
 }
 

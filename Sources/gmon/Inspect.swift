@@ -18,15 +18,16 @@ struct LayoutOverrides: ParsableArguments {
         for (name, v) in [("goid", goid), ("gopc", gopc), ("startpc", startpc), ("parent-goid", parentGoid)] {
             if let v, !(0...4096).contains(v) { throw ValidationError("--\(name)-offset \(v) is out of range (0…4096)") }
         }
+        // Here, not in layout(): shown with the usage of the command it was given to.
+        if (goid != nil || gopc != nil || startpc != nil) && !(goid != nil && gopc != nil && startpc != nil) {
+            throw ValidationError("--goid-offset, --gopc-offset and --startpc-offset go together")
+        }
     }
 
     /// The layout to use: all overrides given win; otherwise DWARF or the table.
     func layout(for exe: GoExecutable) throws -> RuntimeLayout {
         if let goid, let gopc, let startpc {
             return RuntimeLayout(goid: goid, gopc: gopc, startpc: startpc, parentGoid: parentGoid, source: .override)
-        }
-        if goid != nil || gopc != nil || startpc != nil {
-            throw ValidationError("--goid-offset, --gopc-offset and --startpc-offset go together")
         }
         return try exe.runtimeLayout()
     }
@@ -47,16 +48,20 @@ struct Inspect: ParsableCommand {
 
     @OptionGroup var overrides: LayoutOverrides
 
+    static func address(_ s: String) -> UInt64? {
+        UInt64(s.hasPrefix("0x") || s.hasPrefix("0X") ? String(s.dropFirst(2)) : s, radix: 16)
+    }
+
+    /// Here, not in run(): a validation error is shown with inspect's usage, one from run() with gmon's.
+    func validate() throws {
+        for s in pcs where Self.address(s) == nil { throw ValidationError("--pc \(s) is not a hexadecimal address (for example 0x4a1b2c)") }
+    }
+
     func run() throws {
         let exe = try loadExecutable(path)
         let layout = try overrides.layout(for: exe)
         let plan = try AttachPoints.plan(for: exe)
-        var addresses: [UInt64] = []
-        for s in pcs {
-            let t = s.hasPrefix("0x") || s.hasPrefix("0X") ? String(s.dropFirst(2)) : s
-            guard let v = UInt64(t, radix: 16) else { throw ValidationError("--pc \(s) is not a hexadecimal address") }
-            addresses.append(v)
-        }
+        let addresses = pcs.compactMap(Self.address)
         let report = InspectReport(exe: exe, layout: layout, plan: plan, pcs: try addresses.map { pc in
             InspectReport.Symbolized(pc: hex(pc), frames: try exe.pclntab.frames(at: pc).map {
                 .init(function: $0.function, file: $0.file, line: $0.line, inlined: $0.inlined)
@@ -83,7 +88,9 @@ struct InspectReport: Encodable {
         var frames: [F]
     }
 
-    var path: String, goVersion: String, module: String?, moduleVersion: String?
+    /// `mainPackage`: the main package's import path (buildinfo's `path`); `module`: the main module (`mod`),
+    /// absent when the binary was built outside module mode (Debian builds in GOPATH mode).
+    var path: String, goVersion: String, mainPackage: String?, module: String?, moduleVersion: String?
     var pie: Bool, stripped: Bool, dwarf: Bool, functions: Int, pclntabFormat: String
     var creationProbe: Probe, exitProbe: Probe, otherCreationProbes: [Probe], otherExitProbes: [Probe], warnings: [String]
     var runtimeG: Offsets
@@ -97,6 +104,7 @@ struct InspectReport: Encodable {
                   fileOffset: hex(p.fileOffset), register: p.register.rawValue)
         }
         path = exe.path; goVersion = exe.goVersion
+        mainPackage = exe.buildInfo.path
         module = exe.buildInfo.mainModule; moduleVersion = exe.buildInfo.mainModuleVersion
         pie = exe.isPIE; stripped = exe.isStripped; dwarf = exe.hasDWARF
         functions = exe.pclntab.functionCount
@@ -116,7 +124,8 @@ struct InspectReport: Encodable {
         var lines = [
             "path:           \(path)",
             "go version:     \(goVersion)",
-            "module:         \(module ?? "-")\(moduleVersion.map { " " + $0 } ?? "")",
+            "main package:   \(mainPackage ?? "-")",
+            "module:         \(module.map { $0 + (moduleVersion.map { " " + $0 } ?? "") } ?? (mainPackage == nil ? "-" : "- (built outside module mode)"))",
             "pie:            \(pie ? "yes" : "no")",
             "stripped:       \(stripped ? "yes" : "no")\(dwarf ? "" : " (no DWARF)")",
             "functions:      \(functions) (pclntab \(pclntabFormat))",

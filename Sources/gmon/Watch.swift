@@ -19,6 +19,10 @@ struct Watch: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Watch goroutines being created and exiting in every process of a Go executable (default command).")
 
+    @Argument(help: ArgumentHelp("A Go executable's path (as --path) or, when no such file exists and it is all digits, a process id (as --pid).",
+                                 valueName: "path-or-pid"))
+    var target: String?
+
     @Option(name: [.customLong("path"), .customLong("path", withSingleDash: true)],
             help: "Go executable to watch: every running and future process of it.")
     var path: String?
@@ -52,14 +56,22 @@ struct Watch: ParsableCommand {
     @Option(name: .customLong("log-format"), help: "logfmt or json.")
     var logFormat: String = "logfmt"
 
+    @Option(name: .customLong("stack-depth"), help: "At most this many creator stack frames on a log line (default: every frame collected, as the earlier gmon).")
+    var stackDepth: Int?
+
     @Option(name: .customLong("duration"), help: "Stop after this many seconds (default: until SIGINT/SIGTERM).")
     var duration: Double?
 
-    @Option(name: .customLong("metrics-address"), help: "Serve Prometheus metrics here (HOST:PORT; 0.0.0.0 binds every interface).")
+    @Option(name: .customLong("metrics-address"), help: "Serve Prometheus metrics here (HOST:PORT; :PORT binds every interface).")
     var metricsAddress: String = "127.0.0.1:5500"
 
-    @Option(name: [.customLong("metrics-port"), .customLong("metrics", withSingleDash: true)], help: "Serve metrics on 127.0.0.1:PORT.")
+    @Option(name: .customLong("metrics-port"), help: "Serve metrics on 127.0.0.1:PORT.")
     var metricsPort: Int?
+
+    // The earlier tool's flag: the same as --metrics-port, with a note at start-up since that
+    // tool bound every interface (gmon keeps loopback: its metrics name the program's code).
+    @Option(name: .customLong("metrics", withSingleDash: true), help: .hidden)
+    var legacyMetricsPort: Int?
 
     @Flag(name: .customLong("no-metrics"), help: "Do not serve metrics.")
     var noMetrics = false
@@ -113,9 +125,10 @@ struct Watch: ParsableCommand {
     func validate() throws {
         if legacyVersion { return }
         if all {
+            if let target { throw ValidationError("--all watches every Go program: drop \(target) (or drop --all)") }
             guard path == nil && pid == nil else { throw ValidationError("--all watches every Go program: drop --path and --pid (or drop --all)") }
         } else {
-            guard path != nil || pid != nil else { throw ValidationError("give --path /path/to/go-binary, --pid N or --all") }
+            guard path != nil || pid != nil || target != nil else { throw ValidationError("give --path /path/to/go-binary, --pid N or --all") }
             guard exeGlobs.isEmpty && excludeExeGlobs.isEmpty && containers.isEmpty else {
                 throw ValidationError("--exe, --exclude-exe and --container choose among every Go program: use them with --all")
             }
@@ -123,9 +136,11 @@ struct Watch: ParsableCommand {
         if !(staleAfter >= 0 && staleAfter <= 86_400 * 365) { throw ValidationError("--stale-after \(staleAfter): use 0 to 31536000 seconds") }
         guard LogWriter.Level(name: logLevel) != nil else { throw ValidationError("--log-level \(logLevel): use debug, info, warn or error") }
         guard LogWriter.Format(rawValue: logFormat) != nil else { throw ValidationError("--log-format \(logFormat): use logfmt or json") }
+        if let n = stackDepth, !(0...1000).contains(n) { throw ValidationError("--stack-depth \(n): use 0 (no stack) to 1000 frames") }
         if let d = duration, !(d > 0 && d < 1e9) { throw ValidationError("--duration must be a positive number of seconds") }
         if let p = pid, p <= 0 { throw ValidationError("--pid \(p) is not a process id") }
         if let p = metricsPort, !(0...65535).contains(p) { throw ValidationError("--metrics-port \(p) is not a port number (0–65535)") }
+        if let p = legacyMetricsPort, !(0...65535).contains(p) { throw ValidationError("-metrics \(p) is not a port number (0–65535)") }
         if !(snapshotInterval == 0 || (snapshotInterval >= 1 && snapshotInterval <= 86_400)) {
             throw ValidationError("--snapshot-interval \(snapshotInterval): use 0 (never) or 1 to 86400 seconds")
         }
@@ -137,8 +152,30 @@ struct Watch: ParsableCommand {
         }
     }
 
+    /// A positional path or pid, as --path or --pid: an existing file is a path (a program
+    /// may well be named 1234); otherwise all digits is a pid. Resolved here, not in validate(),
+    /// so that what is neither gets one line, not the usage.
+    func resolvingTarget() throws -> Watch {
+        guard let t = target else { return self }
+        guard path == nil && pid == nil else {
+            throw CLIError("\(t): give the program once, as an argument or with --path/--pid, not both")
+        }
+        var w = self
+        w.target = nil
+        if FileManager.default.fileExists(atPath: t) {
+            w.path = t
+        } else if !t.isEmpty, t.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let p = Int32(t) {
+            w.pid = p
+        } else {
+            throw CLIError("\(t): no such file, and not a process id: give the path of a Go executable or a pid (see gmon --help)")
+        }
+        do { try w.validate() } catch let e as ValidationError { throw CLIError(e.message) }
+        return w
+    }
+
     func run() throws {
-        if legacyVersion { print("gmon \(GMon.version)"); return }
+        if legacyVersion { print(GMon.versionLine); return }
+        if target != nil { return try resolvingTarget().run() }
         // First: a signal during attach must end in a clean stop, not kill gmon half-attached.
         installSignalHandlers()
         try checkPrivileges()
@@ -172,7 +209,7 @@ struct Watch: ParsableCommand {
             server?.stop()
             return
         }
-        let log = LogWriter(fd: 1, format: LogWriter.Format(rawValue: logFormat)!, level: level)
+        let log = LogWriter(fd: 1, format: LogWriter.Format(rawValue: logFormat)!, level: level, stackDepth: stackDepth)
         let resolvers = SiteResolvers()
         resolvers.add(GoSiteResolver(exe: exe, executable: executable, file: file.identity, plan: plan))
         let tracker = Tracker(resolver: resolvers, gStride: layout.gSizeFloor, maxStacks: maxStacks)
@@ -222,7 +259,10 @@ struct Watch: ParsableCommand {
     /// The metrics endpoint, unless --no-metrics.
     func startServer(_ metrics: GoroutineMetrics) throws -> MetricsServer? {
         guard !noMetrics else { return nil }
-        let (host, port) = try metricsPort.map { ("127.0.0.1", $0) } ?? parseListenAddress(metricsAddress)
+        if let p = legacyMetricsPort, metricsPort == nil {
+            standardErrorLine("gmon: note: -metrics \(p) serves on 127.0.0.1:\(p) only (the earlier gmon bound every interface); to bind every interface use --metrics-address :\(p)")
+        }
+        let (host, port) = try (metricsPort ?? legacyMetricsPort).map { ("127.0.0.1", $0) } ?? parseListenAddress(metricsAddress)
         let s = MetricsServer(metrics: metrics)
         try s.start(host: host, port: port)
         return s

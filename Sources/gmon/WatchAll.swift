@@ -25,7 +25,7 @@ extension Watch {
             server?.stop()
             throw CLIError(f.description)
         }
-        let log = LogWriter(fd: 1, format: LogWriter.Format(rawValue: logFormat)!, level: level)
+        let log = LogWriter(fd: 1, format: LogWriter.Format(rawValue: logFormat)!, level: level, stackDepth: stackDepth)
         let resolver = OwnerResolver()
         // Every runtime.g of a supported release is larger than 256 bytes (the keys of live goroutines).
         let tracker = Tracker(resolver: resolver, gStride: 256, maxStacks: maxStacks)
@@ -35,7 +35,7 @@ extension Watch {
         let agent = Agent(session: session, resolver: resolver, pipeline: pipeline, metrics: server == nil ? nil : metrics, log: log,
                           options: .init(filters: Filters(exe: exeGlobs, excludeExe: excludeExeGlobs, containers: containers),
                                          classicProbes: classicProbes, staleAfterSeconds: staleAfter, podLogRoot: podLogRoot),
-                          stop: stopToken, say: standardErrorLine)
+                          stop: stopToken, say: { standardErrorLine($0) })
         // Programs that start from now on are reported by the kernel (the exec tracepoint is on):
         // none falls between the scan and the first drain.
         agent.scan()

@@ -38,7 +38,16 @@ final class GmonProcess {
     }
 
     var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+    /// stderr as text: with --log-format json each of gmon's lines there is an object whose msg is
+    /// the line text mode prints, so the tests read either format alike.
+    var stderr: String {
+        rawStderr.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            guard line.hasPrefix("{"), let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let msg = o["msg"] as? String else { return String(line) }
+            return msg
+        }.joined(separator: "\n")
+    }
+    var rawStderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
 
     /// Waits until gmon says its probes are attached; fails with gmon's own words otherwise.
     func waitUntilAttached(timeout: TimeInterval = 20) throws {

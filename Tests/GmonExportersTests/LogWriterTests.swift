@@ -6,10 +6,10 @@ import Testing
 
 @Suite struct LogWriterTests {
     /// Writes through a real pipe and returns what came out.
-    func output(_ format: LogWriter.Format, _ body: (LogWriter) -> Void) -> String {
+    func output(_ format: LogWriter.Format, stackDepth: Int? = nil, _ body: (LogWriter) -> Void) -> String {
         var fds: [Int32] = [0, 0]
         pipe(&fds)
-        let w = LogWriter(fd: fds[1], format: format, level: .debug)
+        let w = LogWriter(fd: fds[1], format: format, level: .debug, stackDepth: stackDepth)
         body(w)
         w.finish(within: 10)   // a pipe is written by the writer's own thread
         close(fds[1])
@@ -68,6 +68,20 @@ import Testing
         #expect(line.contains(" level=INFO msg=\"goroutine is created\" pid=7 goroutine_id=22 parent_goroutine_id=1 function=main.worker created_by=\"main.main (main.go:14)\" stack.0=\"main.main (main.go:14)\" stack.1=\"a \\\"b\\\"\\\\c\"\n"))
     }
 
+    /// --stack-depth N: at most N frames a line, in both formats; 0 leaves the stack out.
+    @Test func stackDepthBoundsTheFrames() throws {
+        let deep = CreationSite(function: "main.worker", createdBy: Self.mainGo14, stack: (0..<10).map { Frame(function: "f\($0)", file: "a.go", line: $0, inlined: false) })
+        let logfmt = output(.logfmt, stackDepth: 3) { $0.created(creation, site: deep) }
+        #expect(logfmt.contains(" stack.2=\"f2 (a.go:2)\"\n") && !logfmt.contains("stack.3="), "\(logfmt)")
+        let json = output(.json, stackDepth: 3) { $0.created(creation, site: deep) }
+        let line = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect((line["stack"] as? [[String: Any]])?.map { $0["function"] as? String } == ["f0", "f1", "f2"], "\(json)")
+        let none = output(.logfmt, stackDepth: 0) { $0.created(creation, site: deep) }
+        #expect(!none.contains("stack."), "\(none)")
+        let all = output(.logfmt) { $0.created(creation, site: deep) }
+        #expect(all.contains("stack.9="), "\(all)")
+    }
+
     @Test func jsonLinesParse() throws {
         let text = output(.json) {
             $0.created(creation, site: site)
@@ -76,7 +90,12 @@ import Testing
         let lines = text.split(separator: "\n")
         #expect(lines.count == 2)
         let created = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
-        #expect(created["stack.1"] as? String == "a \"b\"\\c")
+        // The stack is an array of frames (jq: .stack[0].function), no flat stack.N keys.
+        let stack = try #require(created["stack"] as? [[String: Any]], "\(lines[0])")
+        #expect(stack.count == 2)
+        #expect(stack[0]["function"] as? String == "main.main" && stack[0]["file"] as? String == "/home/u/src/main.go" && stack[0]["line"] as? Int == 14)
+        #expect(stack[1]["function"] as? String == "a \"b\"\\c" && stack[1]["file"] as? String == "" && stack[1]["line"] as? Int == 0)
+        #expect(!created.keys.contains { $0.hasPrefix("stack.") })
         #expect(created["goroutine_id"] as? Int == 22)
         let exited = try #require(try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as? [String: Any])
         #expect(exited["lifetime_seconds"] as? Double == 1.5)

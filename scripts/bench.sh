@@ -268,6 +268,24 @@ stop_gmon
 pkill -f "$AG/g" 2>/dev/null || true
 exec 7>&-
 
+# 8. Scrape size per creation site: the manysites program (2,000 sites, shallow stacks),
+# watched with room for all of them; bytes of one plain and one gzipped scrape per
+# gmon_goroutines_created_total series.
+MANY=.fixtures/manysites
+start_gmon "$MANY" --log-level warn --max-sites 5000 --metrics-address 127.0.0.1:0
+mkfifo "$W/many-hold"; exec 8<>"$W/many-hold"
+"$MANY" <"$W/many-hold" >"$W/many.out" &
+MPID=$!
+for _ in $(seq 300); do grep -q ready "$W/many.out" && break; sleep 0.05; done
+sleep 1
+port=$(sed -n 's|.*metrics on http://\([^/]*\)/metrics.*|\1|p' "$W/gmon.err")
+curl -s "http://$port/metrics" >"$W/many-scrape"
+gz=$(curl -s -H 'Accept-Encoding: gzip' "http://$port/metrics" | wc -c)
+echo "site_scrape $(wc -c <"$W/many-scrape") $gz $(grep -c '^gmon_goroutines_created_total{' "$W/many-scrape")" >>"$W/samples"
+kill $MPID 2>/dev/null; wait $MPID 2>/dev/null || true
+exec 8>&-
+stop_gmon
+
 python3 - "$W/samples" "$OUT/results.json" "$N" <<'EOF'
 import json, statistics, sys
 samples, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -291,6 +309,8 @@ for line in open(samples):
                                                   "rss_kb_per_executable": (int(f[5]) - int(f[4])) / 10}
     elif f[0] == "agent_exec": agent.setdefault("exec_to_watching_ms", []).append(int(f[1]))
     elif f[0] == "agent_scrape": agent["scrape"] = {"bytes": int(f[1]), "live_series": int(f[2]), "bytes_per_series": int(f[1]) // max(1, int(f[2]))}
+    elif f[0] == "site_scrape": agent["site_scrape"] = {"bytes": int(f[1]), "gzip_bytes": int(f[2]), "sites": int(f[3]),
+                                                   "bytes_per_site": int(f[1]) // max(1, int(f[3])), "gzip_bytes_per_site": int(f[2]) // max(1, int(f[3]))}
     elif f[0] == "bpf" and f[2] != "gmon_process_exit": bpf.setdefault(f[1], {})[f[2]] = round(float(f[3]), 1)
 med = lambda v: statistics.median(v)
 res = {"goroutines_per_run": n, "ns_per_goroutine": {m: {"median": med(v), "min": min(v), "max": max(v)} for m, v in ns.items()}}
@@ -352,4 +372,7 @@ if agent:
           f"{a.get('goroutines_seeded')} goroutines seeded; RSS {a.get('rss_kb_none', 0) / 1024:.1f} MB with none, {a.get('rss_kb_10', 0) / 1024:.1f} MB with 10 "
           f"({a.get('rss_kb_per_executable', 0) / 1024:.2f} MB per executable)")
     print(f"exec to watching (ms): {agent.get('exec_to_watching_ms')}; scrape {agent.get('scrape')}")
+if "site_scrape" in agent:
+    v = agent["site_scrape"]
+    print(f"scrape per creation site (manysites, {v['sites']} sites): {v['bytes_per_site']} bytes, {v['gzip_bytes_per_site']} gzipped")
 EOF

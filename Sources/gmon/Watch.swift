@@ -79,6 +79,9 @@ struct Watch: ParsableCommand {
     @Option(name: .customLong("max-sites"), help: "At most this many creation sites get their own series; the rest share created_by=\"other\".")
     var maxSites: Int = 1000
 
+    @Option(name: .customLong("stack-labels"), help: "Creator stack frames past the go statement's on each site's series (stack_1 …; 0 to 8).")
+    var stackLabels: Int = GoroutineMetrics.defaultStackLabels
+
     @Option(name: .customLong("ring-buffer-mb"),
             help: "Size of each CPU's kernel-to-gmon ring buffer in MiB (a power of two). Larger absorbs longer bursts; it is counted twice in gmon's RSS. Default: 16 MiB in all, 1 to 4 MiB per CPU.")
     var ringBufferMB: Int?
@@ -145,6 +148,7 @@ struct Watch: ParsableCommand {
             throw ValidationError("--snapshot-interval \(snapshotInterval): use 0 (never) or 1 to 86400 seconds")
         }
         if !(1...1_000_000).contains(maxSites) { throw ValidationError("--max-sites must be between 1 and 1000000") }
+        if !(0...8).contains(stackLabels) { throw ValidationError("--stack-labels \(stackLabels): use 0 (function and created_by only) to 8 frames") }
         if !(1...65536).contains(bufferMB) { throw ValidationError("--buffer-mb \(bufferMB): use 1 to 65536") }
         if !(1...10_000_000).contains(maxStacks) { throw ValidationError("--max-stacks \(maxStacks): use 1 to 10000000") }
         if let mb = ringBufferMB, !(1...1024).contains(mb) || mb & (mb - 1) != 0 {
@@ -191,7 +195,7 @@ struct Watch: ParsableCommand {
         for w in plan.warnings { standardErrorLine("gmon: warning: \(w)") }
 
         let metrics = GoroutineMetrics(exe: (binary as NSString).lastPathComponent, maxSites: maxSites, version: GMon.version, goVersion: exe.goVersion,
-                                       snapshots: snapshotInterval > 0)
+                                       snapshots: snapshotInterval > 0, stackLabels: stackLabels)
         let server = try startServer(metrics)
         let level = LogWriter.Level(name: logLevel)!   // validated
         let session: ProbeSession

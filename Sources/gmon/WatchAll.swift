@@ -12,7 +12,8 @@ import Foundation
 extension Watch {
     /// `gmon --all`: the agent finds the Go programs; the rest is the single-executable wiring.
     func runAll() throws {
-        let metrics = GoroutineMetrics(exe: "", maxSites: maxSites, version: GMon.version, goVersion: "", snapshots: snapshotInterval > 0)
+        let metrics = GoroutineMetrics(exe: "", maxSites: maxSites, version: GMon.version, goVersion: "", snapshots: snapshotInterval > 0,
+                                       stackLabels: stackLabels)
         let server = try startServer(metrics)
         let level = LogWriter.Level(name: logLevel)!   // validated
         let session: ProbeSession

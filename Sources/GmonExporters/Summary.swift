@@ -39,12 +39,18 @@ public struct Summary {
     struct Row {
         let function: String, createdBy: String, preexisting: Bool
         var created: UInt64 = 0, exited: UInt64 = 0, live: UInt64 = 0, lifetimeSumNs: UInt64 = 0, existing: UInt64 = 0
+        /// Live when their process exited or ran exec (they did not exit).
+        var closed: UInt64 = 0
+        /// Creation time (kernel clock) of the oldest live goroutine; for goroutines that
+        /// existed when gmon attached, when they were read.
+        var oldestNs: UInt64 = .max
     }
 
     static func rows(_ tracker: Tracker) -> [Row] {
         var rows: [Row] = []
         var index: [[String]: Int] = [:]
-        for st in tracker.sites where !st.isFree {
+        let oldest = tracker.oldestLiveCreation()
+        for (n, st) in tracker.sites.enumerated() where !st.isFree {
             let key = [st.site.function, st.site.createdBy.description, st.isPreexisting ? "pre" : ""]
             let i = index[key] ?? {
                 rows.append(Row(function: key[0], createdBy: key[1], preexisting: st.isPreexisting))
@@ -56,21 +62,33 @@ public struct Summary {
             rows[i].exited += st.exited
             rows[i].live += st.live
             rows[i].lifetimeSumNs &+= st.lifetimeSumNs
+            rows[i].closed += st.closedByProcessExit
+            if let t = oldest[Int32(n)] { rows[i].oldestNs = min(rows[i].oldestNs, t) }
         }
         return rows
     }
 
-    public static func render(tracker: Tracker, losses: Losses, maxRows: Int = 15) -> String {
-        let rows = Self.rows(tracker).sorted { ($0.created + $0.existing, $0.createdBy) > ($1.created + $1.existing, $1.createdBy) }
+    /// Rows by live goroutines, most first (a leak is on top), then by goroutines created.
+    /// Every row with live goroutines is shown; of the others, as many as fit in `maxRows`.
+    /// `nowNs`: the kernel clock now (OLDEST is the age of each row's oldest live goroutine).
+    public static func render(tracker: Tracker, losses: Losses, maxRows: Int = 15, nowNs: UInt64 = monotonicNow()) -> String {
+        let rows = Self.rows(tracker).sorted { ($0.live, $0.created + $0.existing, $0.createdBy) > ($1.live, $1.created + $1.existing, $1.createdBy) }
         let existing = tracker.preexistingTotal
         var out = ["gmon summary: \(rows.reduce(0) { $0 + $1.created }) goroutines created\(existing > 0 ? " (and \(existing) already running when gmon attached)" : ""), \(rows.reduce(0) { $0 + $1.exited }) exited, \(tracker.liveCount) still live, \(tracker.unpairedExits) exits of goroutines created before gmon attached\(tracker.exitsOfLostCreations > 0 ? ", \(tracker.exitsOfLostCreations) exits of goroutines whose creation was lost" : "")\(tracker.exitsLost > 0 ? ", \(tracker.exitsLost) goroutines closed when their g was reused (exit lost)" : "")"]
-        out.append(pad("CREATED", 9) + pad("EXITED", 9) + pad("LIVE", 8) + pad("AVG LIFE", 11) + "FUNCTION  <-  CREATED BY")
-        for r in rows.prefix(maxRows) {
+        out.append(pad("CREATED", 9) + pad("EXITED", 9) + pad("LIVE", 8) + pad("OLDEST", 9) + pad("CLOSED", 8) + pad("AVG LIFE", 11) + "FUNCTION  <-  CREATED BY")
+        let shown = rows.enumerated().filter { $0.offset < maxRows || $0.element.live > 0 }.map(\.element)
+        for r in shown {
             let avg = r.exited > 0 && !r.preexisting ? formatDuration(r.lifetimeSumNs / r.exited) : "-"
-            out.append(pad(r.preexisting ? "(\(r.existing))" : String(r.created), 9) + pad(String(r.exited), 9) + pad(String(r.live), 8) + pad(avg, 11)
+            // Read from memory at attach: created earlier than that, by how much is unknown.
+            let age = r.live == 0 || r.oldestNs == .max ? "-" : (r.preexisting ? ">" : "") + formatDuration(nowNs >= r.oldestNs ? nowNs - r.oldestNs : 0)
+            out.append(pad(r.preexisting ? "(\(r.existing))" : String(r.created), 9) + pad(String(r.exited), 9) + pad(String(r.live), 8) + pad(age, 9)
+                       + pad(String(r.closed), 8) + pad(avg, 11)
                        + "\(r.function)  <-  \(r.createdBy)\(r.preexisting ? "  (running when gmon attached)" : "")")
         }
-        if rows.count > maxRows { out.append("… and \(rows.count - maxRows) more creation sites") }
+        if rows.count > shown.count { out.append("… and \(rows.count - shown.count) more creation sites, none with live goroutines") }
+        if shown.contains(where: { $0.closed > 0 }) {
+            out.append("CLOSED: goroutines still live when their process exited or ran exec (they ended with it, they did not exit; not in EXITED)")
+        }
         let rb = losses.ringBufferFull
         out.append("lost events: ring buffer full \(rb.creations + rb.exits + rb.processExits) (creations \(rb.creations), exits \(rb.exits), process exits \(rb.processExits)), failed reads \(losses.failedReads), stacks missing \(losses.failedStacks), process table full \(losses.processMapFull), undecodable \(losses.undecodable)")
         if tracker.stacksNotKept > 0 { out.append("creation stacks beyond --max-stacks \(tracker.maxStacks), counted under their function and created_by only: \(tracker.stacksNotKept)") }

@@ -16,4 +16,10 @@ public final class StopToken: @unchecked Sendable {
 
     public func request() { flag.pointee = 1 }
     public var isRequested: Bool { flag.pointee != 0 }
+    /// True once per request (SIGUSR1's summary: each signal asks for one).
+    public func take() -> Bool {
+        guard flag.pointee != 0 else { return false }
+        flag.pointee = 0
+        return true
+    }
 }

@@ -47,6 +47,10 @@ public final class Monitor {
     public var afterDrain: () -> Void = {}
     /// Called once the loop has ended, before the probes are detached.
     public var willDetach: () -> Void = {}
+    /// Set (from a signal handler: SIGUSR1) to have `summary` called on the loop's thread,
+    /// with the counts so far, without stopping.
+    public var summaryRequest: StopToken?
+    public var summary: (Summary.Losses) -> Void = { _ in }
 
     public init(session: ProbeSession, pipeline: EventPipeline, metrics: GoroutineMetrics?, log: LogWriter, options: Options, stop: StopToken) {
         self.session = session; self.pipeline = pipeline; self.metrics = metrics; self.log = log
@@ -110,6 +114,7 @@ public final class Monitor {
             try rings.wait(timeoutMs: 20)
             drain()
             afterDrain()
+            if summaryRequest?.take() == true { summary(losses()) }
             let now = monotonicNow()
             if now &- lastSecond >= 1_000_000_000 {
                 // The age gauges walk every live goroutine: not for metrics nobody serves.

@@ -14,6 +14,7 @@ import Symbolization
 
 /// Set by the signal handler; the attach and the monitor's loop poll it.
 let stopToken = StopToken()
+let summaryToken = StopToken()
 
 struct Watch: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -220,6 +221,7 @@ struct Watch: ParsableCommand {
         let pipeline = EventPipeline(tracker: tracker, metrics: server == nil ? nil : metrics, log: log)
         let monitor = Monitor(session: session, pipeline: pipeline, metrics: server == nil ? nil : metrics, log: log,
                               options: .init(duration: duration, pid: pid, bufferBytes: bufferMB << 20), stop: stopToken)
+        wireSummary(monitor, tracker)
         var warnedReplaced = false
         monitor.everySecond = { [pid] in
             // A deployment replaces the file: the probes stay on the old inode, so say so.
@@ -258,6 +260,12 @@ struct Watch: ParsableCommand {
         let outcome = try monitor.run()
         snapshots?.cancel()
         try finish(outcome, tracker: tracker, log: log, server: server)
+    }
+
+    /// SIGUSR1: the summary so far on stderr, gmon going on.
+    func wireSummary(_ monitor: Monitor, _ tracker: Tracker) {
+        monitor.summaryRequest = summaryToken
+        monitor.summary = { losses in standardErrorLine(Summary.render(tracker: tracker, losses: losses)) }
     }
 
     /// The metrics endpoint, unless --no-metrics.

@@ -40,6 +40,7 @@ extension Watch {
         // Programs that start from now on are reported by the kernel (the exec tracepoint is on):
         // none falls between the scan and the first drain.
         agent.scan()
+        wireSummary(monitor, tracker)
         monitor.afterDrain = { agent.afterDrain() }
         monitor.everySecond = { agent.everySecond() }
         monitor.willDetach = { server?.isAttached = false }

@@ -4,7 +4,8 @@ import ProcFS
 import Glibc
 #endif
 
-/// SIGINT, SIGTERM and SIGHUP request a stop (the attach and the monitor poll it).
+/// SIGINT, SIGTERM and SIGHUP request a stop (the attach and the monitor poll it);
+/// SIGUSR1 asks for the summary so far, on stderr, without stopping (as many daemons do).
 func installSignalHandlers() {
     signal(SIGPIPE, SIG_IGN)
     var set = sigset_t()
@@ -13,6 +14,8 @@ func installSignalHandlers() {
         signal(s) { _ in stopToken.request() }
         sigaddset(&set, s)
     }
+    signal(SIGUSR1) { _ in summaryToken.request() }
+    sigaddset(&set, SIGUSR1)
     // A parent may have started gmon with these blocked (masks are inherited).
     pthread_sigmask(SIG_UNBLOCK, &set, nil)
 }

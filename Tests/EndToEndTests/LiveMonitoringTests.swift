@@ -73,6 +73,34 @@ extension EndToEnd { @Suite struct LiveMonitoringTests {
         #expect(try gmonObjectsInKernel().isEmpty)
     }
 
+    /// SIGUSR1 prints the summary so far and gmon goes on: a leaking site (3 goroutines
+    /// blocked for good) is its first row, with its oldest goroutine's age; the summary at
+    /// the stop follows as before.
+    @Test func summaryOnSIGUSR1WithoutStopping() throws {
+        let path = Fixtures.binary("1.25.5", "normal")
+        let gmon = try GmonProcess(["--path", path, "--log-level", "warn"])
+        try gmon.waitUntilAttached()
+        let program = try FixtureProcess(path, ["-a", "40", "-b", "7", "-c", "3", "-wait-stdin"])
+        _ = program.waitForLine("ready")
+        program.send("go")
+        let truth = Truth.parse(program.waitForLine("done"))
+        usleep(300_000)
+        kill(gmon.process.processIdentifier, SIGUSR1)
+        try gmon.waitForStderr("gmon summary:")
+        usleep(300_000)
+        #expect(gmon.process.isRunning, "gmon stopped on SIGUSR1: \(gmon.stderr)")
+        let lines = gmon.stderr.split(separator: "\n")
+        let header = try #require(lines.firstIndex { $0.hasPrefix("CREATED") })
+        let leak = try #require(truth.first { $0.function == "main.leaked" })
+        let first = lines[header + 1].split(separator: " ")
+        #expect(lines[header + 1].contains("main.leaked") && first.prefix(3) == ["\(leak.created)", "0", "\(leak.created)"] && first[3].hasSuffix("s"),
+                "the leak is the first row, with its age: \(gmon.stderr)")
+        program.send("exit")
+        _ = program.finish()
+        #expect(try gmon.stop() == 0)
+        #expect(gmon.stderr.components(separatedBy: "gmon summary:").count == 3, "a summary on SIGUSR1 and one at the stop: \(gmon.stderr)")
+    }
+
     /// SIGHUP stops gmon like SIGINT; a closed stdout (`gmon | head`) stops it cleanly too.
     @Test func hangupAndClosedPipe() throws {
         let path = Fixtures.binary("1.23.9", "normal")

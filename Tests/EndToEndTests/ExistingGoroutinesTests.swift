@@ -46,7 +46,10 @@ extension EndToEnd {
         }
     
         /// The README's leak alert: valid for promtool, and (its 10 minutes made 2 seconds) it
-        /// finds the blocked pool in a real Prometheus scraping gmon's snapshot gauges.
+        /// finds the blocked pool in a real Prometheus scraping gmon's snapshot gauges. What the
+        /// expression returned is recorded in the test's output (the series and its value): one
+        /// series, the pool's function, its status, 200 goroutines, and nothing else (gmon's
+        /// own goroutines and the program's runtime ones stay out).
         @Test func theReadmesLeakAlertFindsABlockedPool() throws {
             let readme = try String(contentsOfFile: Fixtures.root.deletingLastPathComponent().appendingPathComponent("README.md").path, encoding: .utf8)
             guard let a = readme.range(of: "<!-- leak-alert -->\n```yaml\n"), let b = readme.range(of: "```\n<!-- /leak-alert -->") else {
@@ -68,13 +71,17 @@ extension EndToEnd {
             defer { prom.terminate(); prom.waitUntilExit() }
             let quick = expr.replacingOccurrences(of: "> 600", with: "> 2")
             #expect(quick != expr)
-            var value: Double?
+            var vector: [(labels: [String: String], value: Double)] = []
             let end = Date().addingTimeInterval(30)
-            while value == nil && Date() < end {
+            while vector.isEmpty && Date() < end {
                 usleep(500_000)
-                value = try MetricsTests.query(listen, quick)
+                vector = try MetricsTests.queryVector(listen, quick)
             }
-            #expect(value == 200, "the alert's expression in Prometheus: \(String(describing: value))")
+            let recording = vector.map { v in "{" + v.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\"\($0.value)\"" }.joined(separator: ",") + "} \(v.value)" }
+            print("the leak alert's expression returned: \(recording)")
+            #expect(vector.count == 1 && vector.first?.value == 200, "the alert's expression in Prometheus: \(recording)")
+            #expect(vector.first?.labels["function"] == "main.poolWorker" && vector.first?.labels["status"] == "chan receive"
+                    && vector.first?.labels["exe"] == "blocked.normal", "the alert's series: \(recording)")
             GoroutinesCommandTests.finish(fixture)
             #expect(try gmon.stop() == 0)
         }

@@ -54,6 +54,17 @@ extension EndToEnd { @Suite struct MetricsTests {
         return Double(s)
     }
 
+    /// A query's whole instant vector: each series' labels and value.
+    static func queryVector(_ prom: String, _ q: String) throws -> [(labels: [String: String], value: Double)] {
+        let out = try curl(["-G", "http://\(prom)/api/v1/query", "--data-urlencode", "query=\(q)"])
+        guard let json = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any],
+              let data = json["data"] as? [String: Any], let result = data["result"] as? [[String: Any]] else { return [] }
+        return result.compactMap { r in
+            guard let value = r["value"] as? [Any], let s = value.last as? String, let v = Double(s) else { return nil }
+            return ((r["metric"] as? [String: String]) ?? [:], v)
+        }
+    }
+
     @Test func prometheusSeesTheFixturesGroundTruth() throws {
         let path = Fixtures.binary("1.25.5", "normal")
         let gmon = try GmonProcess(["--path", path, "--metrics-address", "127.0.0.1:0"])

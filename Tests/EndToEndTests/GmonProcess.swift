@@ -14,14 +14,22 @@ final class GmonProcess {
 
     /// `directory`, `environment`: the working directory and environment gmon starts with (the test's by default);
     /// `stdoutTo`: where its stdout goes instead of a file (a pipe nobody reads, /dev/full).
-    init(_ args: [String], directory: String? = nil, environment: [String: String]? = nil, stdoutTo: Any? = nil) throws {
+    /// The shipped binary (`make dist`, which `make test` runs first): for what is measured
+    /// of gmon itself (memory), not of a debug build.
+    static func distExecutable() throws -> String {
+        let path = repositoryRoot.appendingPathComponent("dist/gmon").path
+        guard FileManager.default.isExecutableFile(atPath: path) else { throw E2EError("\(path) is missing: `make dist` builds it (`make test` does first)") }
+        return path
+    }
+
+    init(_ args: [String], directory: String? = nil, environment: [String: String]? = nil, stdoutTo: Any? = nil, executable: String? = nil) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         stdoutURL = dir.appendingPathComponent("stdout")
         stderrURL = dir.appendingPathComponent("stderr")
         FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
         FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: Self.executable)
+        process.executableURL = URL(fileURLWithPath: executable ?? Self.executable)
         // Each test's gmon serves metrics on a port of its own unless the test picks one.
         process.arguments = args.contains { $0.hasPrefix("--metrics") || $0 == "--no-metrics" } ? args : args + ["--metrics-address", "127.0.0.1:0"]
         process.standardOutput = try stdoutTo ?? FileHandle(forWritingTo: stdoutURL)

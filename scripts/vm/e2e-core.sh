@@ -14,7 +14,7 @@ T=/tmp/gmon-e2e; mkdir -p $T
 fail() { echo "FAIL $*"; [ -f $T/err ] && sed 's/^/  gmon: /' $T/err | tail -30; exit 1; }
 start() {   # path, extra flags
   : >$T/err
-  $GMON --path "$@" --no-metrics --log-level warn >$T/out 2>$T/err &
+  ${PIN:-} $GMON --path "$@" --no-metrics --log-level warn >$T/out 2>$T/err &
   G=$!
   i=0; while [ $i -lt 600 ]; do grep -q "gmon: watching" $T/err && return 0; kill -0 $G 2>/dev/null || break; sleep 0.1; i=$((i + 1)); done
   fail "gmon did not attach to $1"
@@ -28,8 +28,8 @@ stop() {   # signal
 }
 # A fixture run, bounded: a hang names itself instead of holding the VM until its timeout.
 run() { timeout 300 "$@"; r=$?; [ $r = 124 ] && fail "$* did not finish within 300 s"; return $r; }
-# The summary's created and exited for a function: "CREATED EXITED LIVE AVG FUNCTION <- …".
-row() { awk -v f="$1" '$5 == f || $6 == f { print $1, $2; exit }' $T/err; }
+# The summary's created and exited for a function: "CREATED EXITED LIVE OLDEST CLOSED AVG FUNCTION <- …".
+row() { awk -v f="$1" '$7 == f || $8 == f { print $1, $2; exit }' $T/err; }
 
 echo "kernel $(uname -r) with $GMON"
 for fix in .fixtures/1.21.13/goroutines.normal .fixtures/1.21.13/goroutines.pie .fixtures/1.27.3/goroutines.normal .fixtures/1.27.3/goroutines.pie; do
@@ -61,26 +61,32 @@ done
 # Preemption: many threads creating goroutines against competing load. On a preemptible
 # kernel (PREEMPT_RT, preempt=full) a creation's BPF program can be preempted by another's
 # on the same CPU; each run claims a scratch slot of its own, so no event is a mix of two.
+# The preempter: a second program of the same file at SCHED_FIFO on CPU 0, where the
+# first's threads run too. Its threads, woken by futexes and timers, preempt the first's
+# (in the middle of a creation's BPF program, on a preemptible kernel) and run creations of
+# their own on that CPU. gmon runs on CPU 1, which the FIFO program cannot starve.
 fix=.fixtures/1.27.3/goroutines.normal
-start $fix
+PIN="taskset -c 1"; start $fix; PIN=
 hogs=""; for i in 1 2 3; do (while :; do :; done) & hogs="$hogs $!"; done
+chrt -f 10 taskset -c 0 env GOMAXPROCS=4 timeout 300 $fix -a 10000 -b 2000 -c 10 -b-life 1ms >$T/truth2 &
+fifo=$!
 GOMAXPROCS=16 run $fix -a 30000 -b 3000 -c 10 -b-life 1ms >$T/truth1 || { kill $hogs; fail "$fix exited $?"; }
+wait $fifo || { kill $hogs; fail "the SCHED_FIFO $fix exited $?"; }
 kill $hogs
 sleep 1; stop INT || fail "gmon exited $? on SIGINT"
 for site in A B C; do
-  line=$(grep "truth site=$site " $T/truth1)
-  f=$(echo "$line" | sed 's/.* function=\([^ ]*\).*/\1/')
-  want=$(echo "$line" | sed 's/.* created=\([0-9]*\) exited=\([0-9]*\).*/\1 \2/')
+  f=$(grep "truth site=$site " $T/truth1 | sed 's/.* function=\([^ ]*\).*/\1/')
+  want=$(grep -h "truth site=$site " $T/truth1 $T/truth2 | sed 's/.* created=\([0-9]*\) exited=\([0-9]*\).*/\1 \2/' | awk '{ c += $1; x += $2 } END { print c, x }')
   got=$(row "$f")
-  [ "$got" = "$want" ] || fail "preemption stress, $f: gmon created/exited $got, truth $want"
+  [ "$got" = "$want" ] || fail "preemption stress, $f: gmon created/exited $got, the two programs' truth $want"
 done
-awk '$5 ~ /^0x/ || $6 ~ /^0x/' $T/err | grep -q . && fail "preemption stress: sites no program has (mixed events): $(awk '$5 ~ /^0x/' $T/err | head -3)"
+awk '$7 ~ /^0x/ || $8 ~ /^0x/' $T/err | grep -q . && fail "preemption stress: sites no program has (mixed events): $(awk '$7 ~ /^0x/' $T/err | head -3)"
 grep -q "^lost events: ring buffer full 0 " $T/err || fail "preemption stress: events lost"
 grep -q "scratch slot" $T/err && fail "preemption stress: creations lost to busy scratch slots"
 # An event mixing two creations gives one g twice: a goroutine "created before gmon attached"
 # exits, and one live goroutine's exit is taken as lost.
 grep -q " 0 exits of goroutines created before gmon attached" $T/err || fail "preemption stress: exits without their creation (mixed events): $(grep 'gmon summary' $T/err)"
-echo "ok preemption stress: 16 threads against 3 busy loops, exact counts, no mixed event"
+echo "ok preemption stress: 16 threads against 3 busy loops and a SCHED_FIFO creator on their CPU, exact counts, no mixed event"
 
 fix=.fixtures/1.25.5/goroutines.normal
 start $fix

@@ -79,4 +79,23 @@ import Testing
         print("scrape: \(text.utf8.count) bytes for 1,000 sites, \(perSite) bytes a site")
         #expect(perSite < 2_000, "\(perSite) bytes a site")
     }
+
+    /// gmon's own families carry `exe` when it watches one executable (none with --all, where
+    /// they count for the agent), and the registry's families come grouped, in one order
+    /// (by name) from scrape to scrape and run to run.
+    @Test func ownFamiliesCarryExeInAFixedOrder() {
+        let one = GoroutineMetrics(exe: "app", maxSites: 10, version: "0.1.0", goVersion: "go1.25.5")
+        let text = String(decoding: one.render(openMetrics: false), as: UTF8.self)
+        #expect(text.contains(#"gmon_events_total{exe="app",type="create"} 0"#), "\(text)")
+        #expect(text.contains(#"gmon_events_lost_total{exe="app",reason="ringbuf_full"} 0"#), "\(text)")
+        let families = text.split(separator: "\n").filter { $0.hasPrefix("# TYPE gmon_") }.map { $0.split(separator: " ")[2] }
+        let registry = Array(families.prefix { !$0.hasPrefix("gmon_goroutine") })
+        #expect(registry.count >= 8 && registry == registry.sorted(), "families in a fixed order: \(registry)")
+        #expect(Set(families).count == families.count, "each family once, its lines together: \(families)")
+        let again = GoroutineMetrics(exe: "app", maxSites: 10, version: "0.1.0", goVersion: "go1.25.5")
+        #expect(String(decoding: again.render(openMetrics: false), as: UTF8.self).split(separator: "\n").filter { $0.hasPrefix("# TYPE") }
+                == text.split(separator: "\n").filter { $0.hasPrefix("# TYPE") })
+        let agent = String(decoding: GoroutineMetrics(exe: "", maxSites: 10, version: "0.1.0", goVersion: "").render(openMetrics: false), as: UTF8.self)
+        #expect(agent.contains(#"gmon_events_total{type="create"} 0"#) && !agent.contains(#"exe="""#), "with --all, no empty exe label: \(agent)")
+    }
 }

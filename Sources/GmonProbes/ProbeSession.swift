@@ -25,10 +25,12 @@ public final class ProbeSession {
         public var ringBufferBytes: UInt32
         /// Report every exec on the host (--all: programs to watch start).
         public var reportExecs: Bool
+        /// Tests only: how long each creation holds its scratch slot (the preemption stress).
+        public var holdScratchMicroseconds: UInt32
 
-        public init(collectStacks: Bool, exitGoid: Bool, ringBufferBytes: UInt32, reportExecs: Bool = false) {
+        public init(collectStacks: Bool, exitGoid: Bool, ringBufferBytes: UInt32, reportExecs: Bool = false, holdScratchMicroseconds: UInt32 = 0) {
             self.collectStacks = collectStacks; self.exitGoid = exitGoid; self.ringBufferBytes = ringBufferBytes
-            self.reportExecs = reportExecs
+            self.reportExecs = reportExecs; self.holdScratchMicroseconds = holdScratchMicroseconds
         }
     }
 
@@ -51,7 +53,8 @@ public final class ProbeSession {
         do {
             probes = try GmonProbesObject()
             try probes.setSettings(EventDecoder.settings(collectStack: options.collectStacks, exitGoid: options.exitGoid,
-                                                         ringBufferBytes: options.ringBufferBytes, reportExecs: options.reportExecs))
+                                                         ringBufferBytes: options.ringBufferBytes, reportExecs: options.reportExecs,
+                                                         holdScratchMicroseconds: options.holdScratchMicroseconds))
             let cpus = try CPURings.possibleCPUs()
             try probes.setRingCount(cpus)
             try probes.load()

@@ -77,6 +77,11 @@ struct Watch: ParsableCommand {
     @Flag(name: .customLong("no-metrics"), help: "Do not serve metrics.")
     var noMetrics = false
 
+    /// Tests only (scripts/vm/e2e-core.sh's preemption stress): each creation holds its scratch
+    /// slot this many µs, so that a preemptible kernel's preemptions land inside it.
+    @Option(name: .customLong("test-hold-scratch-us"), help: .hidden)
+    var testHoldScratchMicroseconds: Int = 0
+
     @Option(name: .customLong("max-sites"), help: "At most this many creation sites get their own series; the rest share created_by=\"other\".")
     var maxSites: Int = 1000
 
@@ -149,6 +154,7 @@ struct Watch: ParsableCommand {
             throw ValidationError("--snapshot-interval \(snapshotInterval): use 0 (never) or 1 to 86400 seconds")
         }
         if !(1...1_000_000).contains(maxSites) { throw ValidationError("--max-sites must be between 1 and 1000000") }
+        if !(0...1000).contains(testHoldScratchMicroseconds) { throw ValidationError("--test-hold-scratch-us: 0 to 1000") }
         if !(0...8).contains(stackLabels) { throw ValidationError("--stack-labels \(stackLabels): use 0 (function and created_by only) to 8 frames") }
         if !(1...65536).contains(bufferMB) { throw ValidationError("--buffer-mb \(bufferMB): use 1 to 65536") }
         if !(1...10_000_000).contains(maxStacks) { throw ValidationError("--max-stacks \(maxStacks): use 1 to 10000000") }
@@ -204,7 +210,8 @@ struct Watch: ParsableCommand {
         do {
             // Only debug logs show an exit's goid; reading it costs the exiting thread a cache miss.
             session = try ProbeSession(options: .init(collectStacks: !noStacks, exitGoid: level == .debug,
-                                                      ringBufferBytes: UInt32(try ringBufferMB ?? Self.defaultRingMB(cpus: CPURings.possibleCPUs())) << 20),
+                                                      ringBufferBytes: UInt32(try ringBufferMB ?? Self.defaultRingMB(cpus: CPURings.possibleCPUs())) << 20,
+                                                      holdScratchMicroseconds: UInt32(testHoldScratchMicroseconds)),
                                        stop: stopToken)
             executable = ExecutableID(try session.attach(file: file.kernelPath, layout: layout, plan: plan, pid: pid,
                                                          pauseBeforeUprobesMs: attachPauseMs))

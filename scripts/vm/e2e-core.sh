@@ -66,9 +66,11 @@ done
 # (in the middle of a creation's BPF program, on a preemptible kernel) and run creations of
 # their own on that CPU. SCHED_RR, not FIFO: a spinning Go thread at FIFO never lets its
 # own program's other threads on that CPU run (seen: no progress in 10 minutes). gmon runs
-# on CPU 1, which the real-time program cannot starve.
+# on CPU 1, which the real-time program cannot starve. Each creation holds its scratch slot
+# 20 µs (a test-only setting; a creation takes ~1 µs), so preemptions land inside: with one
+# slot per CPU (GMON_SCRATCH_SLOTS 1), the preempting creations find it taken.
 fix=.fixtures/1.27.3/goroutines.normal
-PIN="taskset -c 1"; start $fix; PIN=
+PIN="taskset -c 1"; start $fix --test-hold-scratch-us 20; PIN=
 hogs=""; for i in 1 2 3; do (while :; do :; done) & hogs="$hogs $!"; done
 timeout 300 chrt -r 10 taskset -c 0 env GOMAXPROCS=2 $fix -a 10000 -b 2000 -c 10 -b-life 1ms >$T/truth2 &
 fifo=$!

@@ -64,7 +64,8 @@ struct gmon_settings {
     gmon_u32 exit_goid;            // 1: read goid at exit too (only debug logs show it)
     gmon_u64 wakeup_bytes;         // wake gmon once this much is waiting in the ring
     gmon_u32 report_execs;         // 1 (--all): every exec on the host is reported (rare: cheap)
-    gmon_u32 _pad;
+    gmon_u32 hold_scratch_us;      // tests only: a creation holds its scratch slot this long, so a
+                                   // preemptible kernel's preemptions land inside it (0: never)
 };
 
 // Where one executable's runtime.g keeps the fields gmon reads ("gmon_executables", by the

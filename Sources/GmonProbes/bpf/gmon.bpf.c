@@ -259,6 +259,12 @@ static __always_inline int on_create(struct gmon_pt_regs *ctx, __u64 g) {
     struct gmon_scratch *s = bpf_map_lookup_elem(&gmon_scratch, &slot);
     if (s)
         create_in(ctx, g, ip, bp, s, c);
+    // Tests only (the preemption stress): the slot held longer. 0 in gmon, a constant of
+    // .rodata, so the verifier drops this code.
+    if (gmon_settings.hold_scratch_us) {
+        __u64 until = bpf_ktime_get_ns() + (__u64)gmon_settings.hold_scratch_us * 1000;
+        for (int i = 0; i < 4096 && bpf_ktime_get_ns() < until; i++) {}
+    }
     __sync_fetch_and_and(&c->busy, ~(1u << slot));
     return 0;
 }

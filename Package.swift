@@ -60,9 +60,11 @@ let package = Package(
         .target(name: "Symbolization", dependencies: ["GmonModel", "GoBinary", "GoRuntime", "ProcFS"]),
         // Log lines and the shutdown summary.
         .target(name: "GmonExporters", dependencies: ["GmonModel", "GoroutineTracker"], swiftSettings: hotPath),
+        // gzip in memory (pprof files, scrapes).
+        .target(name: "Gzip", dependencies: ["CZlib"]),
         // Prometheus metrics per creation site, their two text formats, and the HTTP server.
         .target(name: "GmonMetrics", dependencies: [
-            "GmonModel", "GoroutineTracker", "ProcFS", "CZlib", .product(name: "Prometheus", package: "swift-prometheus"),
+            "GmonModel", "GoroutineTracker", "ProcFS", "Gzip", .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
@@ -72,7 +74,7 @@ let package = Package(
         .target(name: "GoroutineSnapshot", dependencies: ["GmonModel", "GoBinary", "GoRuntime", "ProcFS", "Symbolization"],
                 swiftSettings: hotPath),
         // Goroutine profiles in pprof's format: types generated once from proto/profile.proto, committed.
-        .target(name: "PprofExport", dependencies: ["GmonModel", "CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+        .target(name: "PprofExport", dependencies: ["GmonModel", "Gzip", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["proto"]),
         // The event loop: rings → decoder → tracker → exporters, ticks, the order of stopping.
         .target(name: "Monitor", dependencies: ["GmonProbes", "GmonModel", "GoroutineTracker", "GmonMetrics", "GmonExporters", "LibBPF", "ProcFS", "CProcFS",
@@ -97,6 +99,7 @@ let package = Package(
         .testTarget(name: "SymbolizationTests", dependencies: ["Symbolization", "GmonModel", "GoRuntime", "TestSupport"]),
         .testTarget(name: "GmonExportersTests", dependencies: ["GmonExporters", "GoroutineTracker", "GmonModel"]),
         .testTarget(name: "GmonMetricsTests", dependencies: ["GmonMetrics", "GoroutineTracker", "GmonModel"]),
+        .testTarget(name: "GzipTests", dependencies: ["Gzip", "TestSupport"]),
         .testTarget(name: "DiscoveryTests", dependencies: ["Discovery", "ProcFS"]),
         .testTarget(name: "GoroutineSnapshotTests", dependencies: ["GoroutineSnapshot", "GmonModel", "GoRuntime", "GoBinary", "ProcFS", "TestSupport"]),
         .testTarget(name: "PprofExportTests", dependencies: ["PprofExport", "GmonModel", "TestSupport"]),

@@ -1,4 +1,4 @@
-import CZlib
+import Gzip
 import Foundation
 import Hummingbird
 import Logging
@@ -105,29 +105,9 @@ public final class MetricsServer: @unchecked Sendable {
         }
     }
 
-    /// The body gzipped (zlib's deflate with a gzip header); nil if zlib fails, and the body goes as it is.
-    static func gzip(_ input: [UInt8]) -> [UInt8]? {
-        var stream = z_stream()
-        // windowBits 15 + 16: a gzip header and trailer instead of zlib's. Level 1: a scrape is
-        // served on every request, and level 1 already takes most of the repetition out.
-        guard deflateInit2_(&stream, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            return nil
-        }
-        defer { deflateEnd(&stream) }
-        var input = input
-        var out = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(input.count))) + 32)
-        let rc = input.withUnsafeMutableBufferPointer { i in
-            out.withUnsafeMutableBufferPointer { o in
-                stream.next_in = i.baseAddress
-                stream.avail_in = UInt32(i.count)
-                stream.next_out = o.baseAddress
-                stream.avail_out = UInt32(o.count)
-                return deflate(&stream, Z_FINISH)
-            }
-        }
-        guard rc == Z_STREAM_END else { return nil }
-        return Array(out.prefix(Int(stream.total_out)))
-    }
+    /// The body gzipped, nil if zlib fails (the body then goes as it is). Level 1: a scrape is
+    /// served on every request, and level 1 already takes most of the repetition out.
+    static func gzip(_ input: [UInt8]) -> [UInt8]? { Gzip.compress(input, level: 1) }
 }
 
 /// "HOST:PORT", "[::1]:PORT", ":PORT" (every IPv4 interface, as Prometheus exporters take it)

@@ -1,4 +1,4 @@
-import CZlib
+import Gzip
 import Foundation
 import GmonModel
 import SwiftProtobuf
@@ -87,25 +87,7 @@ public enum GoroutineProfile {
 
     /// pprof's files are gzipped.
     static func gzip(_ input: [UInt8]) throws -> [UInt8] {
-        var stream = z_stream()
-        // windowBits 15 + 16: a gzip header and trailer instead of zlib's.
-        guard deflateInit2_(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
-                            Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw CocoaError(.coderInvalidValue)
-        }
-        defer { deflateEnd(&stream) }
-        var input = input
-        var out = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(input.count))) + 32)
-        let rc = input.withUnsafeMutableBufferPointer { i in
-            out.withUnsafeMutableBufferPointer { o in
-                stream.next_in = i.baseAddress
-                stream.avail_in = UInt32(i.count)
-                stream.next_out = o.baseAddress
-                stream.avail_out = UInt32(o.count)
-                return deflate(&stream, Z_FINISH)
-            }
-        }
-        guard rc == Z_STREAM_END else { throw CocoaError(.coderInvalidValue) }
-        return Array(out.prefix(Int(stream.total_out)))
+        guard let z = Gzip.compress(input) else { throw CocoaError(.coderInvalidValue) }
+        return z
     }
 }

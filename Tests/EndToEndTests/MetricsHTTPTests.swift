@@ -46,20 +46,7 @@ extension EndToEnd {
                 .map { String($0.dropFirst(name.count + 1)).trimmingCharacters(in: .whitespaces) }
         }
 
-        static func gunzip(_ data: Data) throws -> Data {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/gzip")
-            p.arguments = ["-dc"]
-            let inp = Pipe(), out = Pipe()
-            p.standardInput = inp
-            p.standardOutput = out
-            try p.run()
-            DispatchQueue.global().async { inp.fileHandleForWriting.write(data); try? inp.fileHandleForWriting.close() }
-            let d = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            guard p.terminationStatus == 0 else { throw E2EError("the gzip body did not gunzip (\(data.count) bytes)") }
-            return d
-        }
+        static func gunzip(_ data: Data) throws -> Data { try TestSupport.gunzip(data) }
 
         /// The series by name and labels, sorted (values move between two scrapes, and the
         /// families' order is not fixed from one scrape to the next).

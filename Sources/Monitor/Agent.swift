@@ -274,6 +274,8 @@ public final class Agent {
 
     /// Once a second: processes gone; executables with none left are detached; series of
     /// groups gone for longer than the grace period are removed.
+    private var trimUntilNs: UInt64 = 0
+
     public func everySecond() {
         let now = monotonicNow()
         for (id, t) in targets {
@@ -299,11 +301,15 @@ public final class Agent {
         if !due.isEmpty {
             metrics?.removeSeries(of: due, tracker: pipeline.tracker)
             log.forget(sites: pipeline.tracker.retire(executables: due))
-            // What was freed goes back to the system, not only to malloc's free lists: the
-            // agent's RSS then follows what it watches.
-            malloc_trim(0)
+            trimUntilNs = now &+ 5_000_000_000
             for g in due { goneGroups[g] = nil; labels[g] = nil }
             groups = groups.filter { !due.contains($0.value) }
+        }
+        // What was freed goes back to the system, not only to malloc's free lists, so the
+        // agent's RSS follows what it watches: at the removal and for a few seconds after (the
+        // last large scrapes of the removed series are freed when they are answered).
+        if now < trimUntilNs {
+            malloc_trim(0)
         }
         publishTargets()
     }

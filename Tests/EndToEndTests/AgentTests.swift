@@ -80,8 +80,8 @@ extension EndToEnd { @Suite(.serialized) struct AgentTests {
     /// A long-running agent: three rounds of four executables (2,000 creation sites each)
     /// that start, run and end. Each round's series go after --stale-after, and gmon's memory
     /// comes back: after every round it is within a few MB of what it was before the first
-    /// (what it holds per executable, site and stack is freed with them), and it does not
-    /// grow from round to round.
+    /// (what it holds per executable, site and stack is freed with them), and at least 10 MB
+    /// of what each round took is given back.
     @Test func memoryReturnsToItsBaselineWhenTargetsAreGone() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gmon-baseline-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -127,13 +127,13 @@ extension EndToEnd { @Suite(.serialized) struct AgentTests {
         }
         let summary = "baseline \(Int(baseline)) MB, while watching \(peaks.map { Int($0) }) MB, after each round \(after.map { Int($0) }) MB"
         print("memory: \(summary)")
-        // Measured (release build, as shipped): baseline 45 MB, while watching 71, 87, 91 MB,
-        // after each round 50, 63, 66 MB; scraped once a round instead of every 250 ms (each
-        // scrape of 8,000 series is ~20 MB of text), 48, 49, 49, 50, 51 MB over five rounds:
-        // what stays follows the largest scrape, not the targets. Without freeing the gone
-        // executables' sites, 2,000 series are left each round.
+        // Measured (release build, as shipped): baseline 45 MB, while watching 74–82 MB, after
+        // each round 50–62 MB (e.g. 75, 81, 82 → 51, 61, 62). What stays follows the largest
+        // scrape (8,000 series, ~20 MB of text, every 250 ms here), the allocator's high-water
+        // mark, not the targets: scraped once a round, 43 MB → 48, 49, 49, 50, 51 over five.
+        // Without freeing the gone executables' sites, 2,000 series are left each round.
         #expect(after.allSatisfy { $0 <= baseline + 30 }, "gmon's memory after its targets are gone: \(summary)")
-        #expect(after[2] <= after[1] + 8, "gmon's memory grows round after round: \(summary)")
+        #expect(zip(peaks, after).allSatisfy { $0.1 <= $0.0 - 10 }, "gmon's memory is not given back when its targets go: \(summary)")
         #expect(peaks.allSatisfy { $0 >= baseline + 10 }, "the rounds should hold memory while they run (else this test shows nothing): \(summary)")
         #expect(try gmon.stop() == 0)
     }

@@ -81,12 +81,17 @@ final class GmonProcess {
 
     /// Waits until stdout contains `text` (e.g. a process-exit line).
     func waitForOutput(_ text: String, timeout: TimeInterval = 20) throws {
+        try waitForOutput(oneOf: [text], timeout: timeout)
+    }
+
+    func waitForOutput(oneOf texts: [String], timeout: TimeInterval = 20) throws {
         let end = Date().addingTimeInterval(timeout)
         while Date() < end {
-            if stdout.contains(text) { return }
+            let out = stdout
+            if texts.contains(where: { out.contains($0) }) { return }
             usleep(20_000)
         }
-        throw E2EError("gmon did not print \(text) within \(timeout) s")
+        throw E2EError("gmon did not print \(texts.joined(separator: " or ")) within \(timeout) s")
     }
 
     func stop(_ signal: Int32 = SIGINT, timeout: TimeInterval = 20) throws -> Int32 {

@@ -173,7 +173,7 @@ public final class Agent {
     /// A process to look at: its executable watched already, to be watched, or to skip.
     func consider(_ pid: Int32) {
         guard let id = FileIdentity(path: "/proc/\(pid)/exe") else { return }   // gone, or a kernel thread
-        if let key = targets[id] != nil ? id : aliases[id] {
+        if let key = targetKey(of: id) {
             // A new process of a watched file: the probes see its goroutines from its start.
             targets[key]!.pids[pid] = id
             return
@@ -218,9 +218,7 @@ public final class Agent {
         // with the same layer file under other overlay mounts, theirs too (those the filters admit).
         var found = ProcFS.processes(running: id, layerFile: layerFile)
         if layerFile != nil && !options.filters.isEmpty {
-            found = found.filter { p in
-                p.file == id || options.filters.admits(path: ProcFS.readLink("/proc/\(p.pid)/exe") ?? "", owner: Owner(cgroupLines: ProcFS.cgroups(p.pid) ?? []))
-            }
+            found = found.filter { $0.file == id || admits(UInt32(bitPattern: $0.pid)) }
         }
         let pids = found.map(\.pid)
         var members = Dictionary(found.map { ($0.pid, $0.file) }, uniquingKeysWith: { a, _ in a })
@@ -317,8 +315,13 @@ public final class Agent {
     /// Files watched now.
     public var watchedCount: Int { targets.count }
 
+    /// The key in `targets` of a file watched, seen under its own identity or another overlay mount's.
+    private func targetKey(of id: FileIdentity) -> FileIdentity? {
+        targets[id] != nil ? id : aliases[id]
+    }
+
     private func target(of id: FileIdentity) -> Target? {
-        targets[id] ?? aliases[id].flatMap { targets[$0] }
+        targetKey(of: id).flatMap { targets[$0] }
     }
 
     /// With filters: whether the events of `pid` count (its executable's path and container).

@@ -120,15 +120,19 @@ public final class LogWriter {
 
     /// Site numbers freed (Tracker.retire): what was rendered for them goes.
     public func forget(sites freed: [Int32]) {
+        var gone = Set<UnsafePointer<UInt8>>()
         for i in freed.map(Int.init) {
             for t in [\LogWriter.renderedSites, \LogWriter.renderedExitSites] where i < self[keyPath: t].count {
                 if let p = self[keyPath: t][i].baseAddress {
-                    kept.removeAll { $0.baseAddress == p }
+                    gone.insert(p)
                     UnsafeMutableRawPointer(mutating: p).deallocate()
                 }
                 self[keyPath: t][i] = Bytes(start: nil, count: 0)
             }
         }
+        // One pass over what is kept (a search of it per freed site was quadratic: thousands
+        // of sites retired at once, on the event thread).
+        if !gone.isEmpty { kept.removeAll { $0.baseAddress.map(gone.contains) == true } }
     }
 
     private func cached(_ table: [Bytes], _ i: Int32?) -> Bool {

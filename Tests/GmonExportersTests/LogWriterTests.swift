@@ -68,6 +68,23 @@ import Testing
         #expect(line.contains(" level=INFO msg=\"goroutine is created\" pid=7 goroutine_id=22 parent_goroutine_id=1 function=main.worker created_by=\"main.main (main.go:14)\" stack.0=\"main.main (main.go:14)\" stack.1=\"a \\\"b\\\"\\\\c\"\n"))
     }
 
+    /// A site number freed (its executable gone, Tracker.retire) and reused by another site:
+    /// the new site's fields are rendered, not the freed one's kept rendering; the other
+    /// sites' renderings stay.
+    @Test func aFreedSiteNumberRendersItsNewSite() {
+        let other = CreationSite(function: "main.other", createdBy: .note("main.elsewhere"), stack: [])
+        let lines = output(.logfmt) { w in
+            w.created(creation, site: site, siteIndex: 0)
+            w.created(creation, site: other, siteIndex: 1)
+            w.forget(sites: [0])
+            w.created(creation, site: other, siteIndex: 0)
+            w.created(creation, site: site, siteIndex: 1)
+        }.split(separator: "\n")
+        #expect(lines.count == 4)
+        #expect(lines[2].contains("function=main.other"), "the freed number still renders its old site: \(lines[2])")
+        #expect(lines[3].contains("function=main.other"), "a kept rendering went with the freed one: \(lines[3])")
+    }
+
     /// --stack-depth N: at most N frames a line, in both formats; 0 leaves the stack out.
     @Test func stackDepthBoundsTheFrames() throws {
         let deep = CreationSite(function: "main.worker", createdBy: Self.mainGo14, stack: (0..<10).map { Frame(function: "f\($0)", file: "a.go", line: $0, inlined: false) })

@@ -83,9 +83,10 @@ public final class EventDecoder {
 
     /// The program's settings (its .rodata).
     public static func settings(collectStack: Bool, exitGoid: Bool = false, ringBufferBytes: UInt32, reportExecs: Bool = false,
-                                holdScratchMicroseconds: UInt32 = 0) -> gmon_settings {
+                                holdScratchMicroseconds: UInt32 = 0, scratchSlots: UInt32 = 0) -> gmon_settings {
         var s = gmon_settings()
         s.hold_scratch_us = holdScratchMicroseconds
+        s.scratch_slots = scratchSlots
         s.report_execs = reportExecs ? 1 : 0
         s.collect_stack = collectStack ? 1 : 0
         s.exit_goid = exitGoid ? 1 : 0

@@ -18,6 +18,9 @@ public final class ProbeSession {
         public init(_ d: String) { description = d }
     }
 
+    /// Scratch slots per CPU: creation programs that may run at once on one CPU (preempted).
+    public static let scratchSlots = Int(GMON_SCRATCH_SLOTS)
+
     public struct Options: Sendable {
         public var collectStacks: Bool
         /// Read goid at exits too (only debug logs show it; costs the exiting thread a cache miss).
@@ -27,10 +30,13 @@ public final class ProbeSession {
         public var reportExecs: Bool
         /// Tests only: how long each creation holds its scratch slot (the preemption stress).
         public var holdScratchMicroseconds: UInt32
+        /// Tests only: how many of the per-CPU scratch slots creations may claim (0: all).
+        public var scratchSlots: UInt32
 
-        public init(collectStacks: Bool, exitGoid: Bool, ringBufferBytes: UInt32, reportExecs: Bool = false, holdScratchMicroseconds: UInt32 = 0) {
+        public init(collectStacks: Bool, exitGoid: Bool, ringBufferBytes: UInt32, reportExecs: Bool = false,
+                    holdScratchMicroseconds: UInt32 = 0, scratchSlots: UInt32 = 0) {
             self.collectStacks = collectStacks; self.exitGoid = exitGoid; self.ringBufferBytes = ringBufferBytes
-            self.reportExecs = reportExecs; self.holdScratchMicroseconds = holdScratchMicroseconds
+            self.reportExecs = reportExecs; self.holdScratchMicroseconds = holdScratchMicroseconds; self.scratchSlots = scratchSlots
         }
     }
 
@@ -54,7 +60,8 @@ public final class ProbeSession {
             probes = try GmonProbesObject()
             try probes.setSettings(EventDecoder.settings(collectStack: options.collectStacks, exitGoid: options.exitGoid,
                                                          ringBufferBytes: options.ringBufferBytes, reportExecs: options.reportExecs,
-                                                         holdScratchMicroseconds: options.holdScratchMicroseconds))
+                                                         holdScratchMicroseconds: options.holdScratchMicroseconds,
+                                                         scratchSlots: options.scratchSlots))
             let cpus = try CPURings.possibleCPUs()
             try probes.setRingCount(cpus)
             try probes.load()

@@ -82,6 +82,11 @@ struct Watch: ParsableCommand {
     @Option(name: .customLong("test-hold-scratch-us"), help: .hidden)
     var testHoldScratchMicroseconds: Int = 0
 
+    /// Tests only (the same stress): creations may claim this many scratch slots per CPU (0:
+    /// all), so the stress shows that its preemptions land inside creations (one slot loses some).
+    @Option(name: .customLong("test-scratch-slots"), help: .hidden)
+    var testScratchSlots: Int = 0
+
     @Option(name: .customLong("max-sites"), help: "At most this many creation sites get their own series; the rest share created_by=\"other\".")
     var maxSites: Int = 1000
 
@@ -155,6 +160,7 @@ struct Watch: ParsableCommand {
         }
         if !(1...1_000_000).contains(maxSites) { throw ValidationError("--max-sites must be between 1 and 1000000") }
         if !(0...1000).contains(testHoldScratchMicroseconds) { throw ValidationError("--test-hold-scratch-us: 0 to 1000") }
+        if !(0...ProbeSession.scratchSlots).contains(testScratchSlots) { throw ValidationError("--test-scratch-slots: 0 to \(ProbeSession.scratchSlots)") }
         if !(0...8).contains(stackLabels) { throw ValidationError("--stack-labels \(stackLabels): use 0 (function and created_by only) to 8 frames") }
         if !(1...65536).contains(bufferMB) { throw ValidationError("--buffer-mb \(bufferMB): use 1 to 65536") }
         if !(1...10_000_000).contains(maxStacks) { throw ValidationError("--max-stacks \(maxStacks): use 1 to 10000000") }
@@ -211,7 +217,8 @@ struct Watch: ParsableCommand {
             // Only debug logs show an exit's goid; reading it costs the exiting thread a cache miss.
             session = try ProbeSession(options: .init(collectStacks: !noStacks, exitGoid: level == .debug,
                                                       ringBufferBytes: UInt32(try ringBufferMB ?? Self.defaultRingMB(cpus: CPURings.possibleCPUs())) << 20,
-                                                      holdScratchMicroseconds: UInt32(testHoldScratchMicroseconds)),
+                                                      holdScratchMicroseconds: UInt32(testHoldScratchMicroseconds),
+                                                      scratchSlots: UInt32(testScratchSlots)),
                                        stop: stopToken)
             executable = ExecutableID(try session.attach(file: file.kernelPath, layout: layout, plan: plan, pid: pid,
                                                          pauseBeforeUprobesMs: attachPauseMs))

@@ -66,6 +66,9 @@ struct gmon_settings {
     gmon_u32 report_execs;         // 1 (--all): every exec on the host is reported (rare: cheap)
     gmon_u32 hold_scratch_us;      // tests only: a creation holds its scratch slot this long, so a
                                    // preemptible kernel's preemptions land inside it (0: never)
+    gmon_u32 scratch_slots;        // tests only: use this many of the GMON_SCRATCH_SLOTS (0: all), so
+                                   // the stress shows what one slot would lose
+    gmon_u32 _pad;
 };
 
 // Where one executable's runtime.g keeps the fields gmon reads ("gmon_executables", by the

@@ -246,6 +246,8 @@ static __always_inline int on_create(struct gmon_pt_regs *ctx, __u64 g) {
     // preempted in the middle of its own, keeps its slot).
     __u32 slot = GMON_SCRATCH_SLOTS;
     for (__u32 i = 0; i < GMON_SCRATCH_SLOTS; i++) {
+        if (gmon_settings.scratch_slots && i >= gmon_settings.scratch_slots)   // tests only (.rodata 0 in gmon)
+            break;
         __u32 bit = 1u << i;
         if (!(__sync_fetch_and_or(&c->busy, bit) & bit)) {
             slot = i;

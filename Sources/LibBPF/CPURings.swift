@@ -45,6 +45,16 @@ struct RingMemory {
 struct RingMerge {
     var rings: [RingMemory]
     let timestampOffset: Int
+    /// How full the fullest ring is (0 to 1): bytes written and not yet read, over its size.
+    func fullest() -> Double {
+        var most: UInt64 = 0
+        for r in rings {
+            let used = gmon_load_acquire_u64(r.producerPos) &- r.consumerPos.pointee
+            if used > most { most = used }
+        }
+        return rings.isEmpty ? 0 : Double(most) / Double(rings[0].mask + 1)
+    }
+
     /// Consumer positions are published after this many bytes of a ring (and at the end
     /// of a drain) rather than after every record: the kernel's producers read that line.
     let publishEvery: UInt64 = 64 << 10
@@ -115,11 +125,14 @@ public final class CPURings: @unchecked Sendable {
     private let epollFD: Int32
     private var merge: RingMerge
     private var readyEvents = [epoll_event](repeating: epoll_event(), count: 4)
+    /// Each CPU's ring's size.
+    public let bytesPerRing: UInt32
 
     /// Creates `count` rings of `bytesPerRing` (a power of two, at least a page) and
     /// stores ring i at key i of `outer`.
     public init(outer: BPFMap, count: Int, bytesPerRing: UInt32, timestampOffset: Int) throws {
         merge = RingMerge(rings: [], timestampOffset: timestampOffset)
+        self.bytesPerRing = bytesPerRing
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         if epollFD < 0 { throw fail("creating an epoll instance for the ring buffers") }
         do {
@@ -175,6 +188,9 @@ public final class CPURings: @unchecked Sendable {
     public func drain(before limit: UInt64, _ body: (UnsafeRawBufferPointer) -> Void) -> Int {
         merge.drain(before: limit, body)
     }
+
+    /// How full the fullest ring is now (0 to 1): what waits to be read, over the ring's size.
+    public func fullest() -> Double { merge.fullest() }
 
     private func release() {
         for (p, n) in mappings { munmap(p, n) }

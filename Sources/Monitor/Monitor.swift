@@ -51,6 +51,8 @@ public final class Monitor {
     /// with the counts so far, without stopping.
     public var summaryRequest: StopToken?
     public var summary: (Summary.Losses) -> Void = { _ in }
+    /// gmon's own warnings (stderr): events begin to be lost (LossWarning).
+    public var warn: (String) -> Void = { _ in }
 
     public init(session: ProbeSession, pipeline: EventPipeline, metrics: GoroutineMetrics?, log: LogWriter, options: Options, stop: StopToken) {
         self.session = session; self.pipeline = pipeline; self.metrics = metrics; self.log = log
@@ -69,8 +71,14 @@ public final class Monitor {
         // every 250 µs of work. Copying every record cost ~0.1 µs per event (make bench).
         let waiting = RecordQueue(maxBytes: options.bufferBytes)
         var pulledBefore: UInt64 = 0
+        var lossWarning = LossWarning(ringBytes: rings.bytesPerRing)
+        var lastPull: UInt64 = 0
         func pull(before limit: UInt64) {
             pulledBefore = limit
+            // What a warning about losses says: how late this read is, how full the rings are.
+            let t = monotonicNow()
+            lossWarning.read(gapNs: lastPull == 0 ? 0 : t &- lastPull, fullest: rings.fullest())
+            lastPull = t
             var copying = !waiting.isEmpty, n = 0
             let start = copying ? 0 : monotonicNow()
             rings.drain(before: limit) { r in
@@ -91,7 +99,8 @@ public final class Monitor {
         let metricsOn = metrics != nil
         func drain(everything: Bool = false) {
             pull(before: everything ? UInt64.max : monotonicNow())
-            var n = 0, lastPublish = pulledBefore
+            let began = lastPull
+            var n = 0, lastPublish = pulledBefore, complete = true
             while waiting.pop({ pipeline.handle($0) }) {
                 n += 1
                 // The clock is read every 16 records; a record with a new stack is slow
@@ -101,24 +110,32 @@ public final class Monitor {
                     if now &- pulledBefore >= 250_000 { pull(before: now) }
                     // A long backlog: scrapes see the counts so far.
                     if metricsOn && now &- lastPublish >= 20_000_000 { pipeline.publish(); lastPublish = now }
+                    // A backlog that outlasts 100 ms goes on after the loop's own work (a stop
+                    // request, the per-second checks and warnings): under a load gmon cannot
+                    // keep up with, it would otherwise never come back to them.
+                    if now &- began >= 100_000_000 { complete = false; break }
                 }
             }
-            pipeline.flush(eventTimeLimit: pulledBefore)
+            // Unfinished: records stamped before the limit still wait, so no held process exit is due.
+            pipeline.flush(eventTimeLimit: complete ? pulledBefore : 0)
         }
 
         let deadline = options.duration.map { monotonicNow() &+ UInt64($0 * 1e9) }
         var lastSecond: UInt64 = 0
         var reason: String?
         while !stop.isRequested && !log.broken {
-            // The BPF side wakes us only for a backlog or a process exit; drain on a 20 ms tick.
-            try rings.wait(timeoutMs: 20)
+            // The BPF side wakes us only for a backlog or a process exit; drain on a 20 ms tick
+            // (at once while a backlog waits).
+            try rings.wait(timeoutMs: waiting.isEmpty ? 20 : 0)
             drain()
             afterDrain()
             if summaryRequest?.take() == true { summary(losses()) }
             let now = monotonicNow()
             if now &- lastSecond >= 1_000_000_000 {
                 // The age gauges walk every live goroutine: not for metrics nobody serves.
-                metrics?.refresh(tracker: pipeline.tracker, nowNs: now, losses: losses().byReason, logLinesDropped: log.droppedLines)
+                let lost = losses().byReason
+                metrics?.refresh(tracker: pipeline.tracker, nowNs: now, losses: lost, logLinesDropped: log.droppedLines)
+                if let w = lossWarning.check(losses: lost, nowNs: now) { warn(w) }
                 everySecond()
                 lastSecond = now
             }

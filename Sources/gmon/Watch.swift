@@ -245,6 +245,7 @@ struct Watch: ParsableCommand {
             }
         }
         monitor.willDetach = { server?.isAttached = false }
+        monitor.warn = { standardErrorLine($0) }
         // The goroutines that already exist, read from memory now that the probes are on (their
         // events wait in the rings until these are in the tracker: Tracker.seed says how the two
         // agree when a goroutine is in both).

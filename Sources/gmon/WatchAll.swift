@@ -44,6 +44,7 @@ extension Watch {
         monitor.afterDrain = { agent.afterDrain() }
         monitor.everySecond = { agent.everySecond() }
         monitor.willDetach = { server?.isAttached = false }
+        monitor.warn = { standardErrorLine($0) }
         var snapshots: PeriodicSnapshots?
         if snapshotInterval > 0 && server != nil {
             let s = PeriodicSnapshots(interval: snapshotInterval, maxRows: maxSites, states: metrics.states) { agent.snapshotTargets() }

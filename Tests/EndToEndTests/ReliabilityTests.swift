@@ -241,6 +241,9 @@ extension EndToEnd { @Suite struct ReliabilityTests {
         let gmon = try GmonProcess(["--path", path, "--no-metrics", "--ring-buffer-mb", "1"])
         try gmon.waitUntilAttached()
         let fixture = try FixtureProcess(path, ["-storm", "3s"])
+        // Said while gmon runs, not only in its summary, with what its reads of the rings showed.
+        try gmon.waitForStderr(" events lost (ringbuf_full ", timeout: 20)
+        #expect(gmon.stderr.contains("the longest time between two reads of the rings was "), "\(gmon.stderr)")
         #expect(fixture.finish().status == 0)
         // Not "process exited": under such losses that record may be lost too (counted).
         // Stopping drains every record stamped before the stop.

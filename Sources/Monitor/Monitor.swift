@@ -135,6 +135,10 @@ public final class Monitor {
                 // The age gauges walk every live goroutine: not for metrics nobody serves.
                 let lost = losses().byReason
                 metrics?.refresh(tracker: pipeline.tracker, nowNs: now, losses: lost, logLinesDropped: log.droppedLines)
+                // gmon may have been stopped (not scheduled) just before this check, and the
+                // losses of that time are in the counters already: the time since the last
+                // read of the rings counts too.
+                lossWarning.read(gapNs: lastPull == 0 ? 0 : now &- lastPull, fullest: rings.fullest())
                 if let w = lossWarning.check(losses: lost, nowNs: now) { warn(w) }
                 everySecond()
                 lastSecond = now

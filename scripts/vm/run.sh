@@ -4,7 +4,8 @@
 # status. The VM is killed at the timeout; when the run fails, the kernel's console is shown
 # (WARN/BUG/Oops and verifier messages first).
 #   run.sh KERNEL COMMAND…      KERNEL: as kernel.sh takes it (6.1, 6.12-rt, 6.1.0-57-amd64…)
-#   GMON_VM_TIMEOUT (s, default 600), GMON_VM_MEMORY (MB, default 2048), GMON_VM_CPUS (default 2)
+#   GMON_VM_TIMEOUT (s, default 600), GMON_VM_MEMORY (MB, default 2048), GMON_VM_CPUS (default 2),
+#   GMON_VM_APPEND (more kernel parameters, e.g. preempt=full)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 kernel=$1; shift
@@ -22,7 +23,7 @@ status=0
 timeout --kill-after=5 "${GMON_VM_TIMEOUT:-600}" qemu-system-x86_64 -accel "$accel" -cpu "$cpu" \
   -m "${GMON_VM_MEMORY:-2048}" -smp "${GMON_VM_CPUS:-2}" -nographic -no-reboot \
   -kernel "$dir/boot/vmlinuz-$version" -initrd "$dir/initramfs.gz" \
-  -append "console=ttyS0 panic=-1 rdinit=/init quiet loglevel=5" \
+  -append "console=ttyS0 panic=-1 rdinit=/init quiet loglevel=5 ${GMON_VM_APPEND:-}" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs local,path="$job",mount_tag=job,security_model=none \
   >"$job/console" 2>&1 || status=$?

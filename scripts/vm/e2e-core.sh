@@ -4,8 +4,11 @@
 #   1. exact per-site counts on an old and a new Go release, normal and PIE, each program
 #      run twice (a process exit, then a new process of the same file);
 #   2. SIGINT, SIGTERM and SIGKILL leave no BPF program behind;
-#   3. a preemption stress (two SCHED_RR-preempted runs, below), exact and with no mixed event;
-#   4. a storm of GMON_VM_STORM_S seconds (default 20): every creation of the storm site is
+#   3. goroutines that already exist: read from memory against the program's own dump, and
+#      seeded at attach (their exits pair with them);
+#   4. a container (runc, a cgroup path shaped like Docker's) found by gmon --all and counted;
+#   5. a preemption stress (two SCHED_RR-preempted runs, below), exact and with no mixed event;
+#   6. a storm of GMON_VM_STORM_S seconds (default 20): every creation of the storm site is
 #      seen or counted lost (losses equal the shortfall), and a run after it is exact.
 # Prints one line per check; exits 1 at the first that fails.
 set -u
@@ -14,11 +17,14 @@ STORM=${GMON_VM_STORM_S:-20}
 T=/tmp/gmon-e2e; mkdir -p $T
 fail() { echo "FAIL $*"; [ -f $T/err ] && sed 's/^/  gmon: /' $T/err | tail -30; exit 1; }
 start() {   # path, extra flags
+  watch --path "$@"
+}
+watch() {   # gmon's arguments
   : >$T/err
-  ${PIN:-} $GMON --path "$@" --no-metrics --log-level warn >$T/out 2>$T/err &
+  ${PIN:-} $GMON "$@" --no-metrics --log-level warn >$T/out 2>$T/err &
   G=$!
   i=0; while [ $i -lt 600 ]; do grep -q "gmon: watching" $T/err && return 0; kill -0 $G 2>/dev/null || break; sleep 0.1; i=$((i + 1)); done
-  fail "gmon did not attach to $1"
+  fail "gmon did not attach ($*)"
 }
 # Stops gmon with a signal; a gmon that does not exit within 30 s is a failure (and killed).
 stop() {   # signal
@@ -58,6 +64,73 @@ for sig in INT TERM KILL; do
   [ "$left" = 0 ] || fail "after SIG$sig, $left gmon BPF programs are still loaded"
   echo "ok SIG$sig leaves nothing attached"
 done
+
+# Goroutines that already exist: gmon reads them from the process's memory (gmon goroutines)
+# as the program's own dump lists them; then gmon --pid seeds them at attach, and the exits of
+# the pool's 50 pair with them (none "created before gmon attached").
+fix=.fixtures/1.27.3/blocked.normal
+rm -f $T/in; mkfifo $T/in
+$fix -pool 50 <$T/in >$T/blocked &
+B=$!
+exec 7>$T/in   # the program's stdin: a line each to dump, to end the pool, to exit
+waitfor() { i=0; while ! grep -q "$1" $T/blocked; do [ $i -lt 600 ] || fail "the blocked program did not print '$1'"; sleep 0.1; i=$((i + 1)); done; }
+waitfor '^ready'
+$GMON goroutines --pid $B >$T/dump 2>&1 || fail "gmon goroutines --pid $B exited $?: $(head -3 $T/dump)"
+echo >&7; waitfor '^end'
+own=$(grep -c '^goroutine ' $T/blocked)
+read_=$(sed -n 's/^process .*: \([0-9]*\) goroutines.*/\1/p' $T/dump)
+system=$(sed -n "s/.*(and \([0-9]*\) of the runtime's own.*/\1/p" $T/dump)
+[ "$read_" = "$own" ] || fail "gmon goroutines read $read_ goroutines, the program's own dump lists $own"
+grep -A1 '^50 goroutines \[chan receive\]' $T/dump | grep -q '^main.poolWorker' || fail "gmon goroutines: no 50 goroutines [chan receive] in main.poolWorker: $(head -5 $T/dump)"
+watch --pid $B
+echo >&7; waitfor '^pool ended'
+sleep 1; stop INT || fail "gmon exited $? on SIGINT"
+exec 7>&-; wait $B
+grep -q "(and $((own + system)) already running when gmon attached), 50 exited, " $T/err \
+  && grep -q " 0 exits of goroutines created before gmon attached" $T/err \
+  || fail "seeded goroutines: want $((own + system)) already running and 50 exited: $(grep 'gmon summary' $T/err)"
+echo "ok goroutines that already exist: $own read as the program's own dump lists them (and $system of the runtime's), seeded at attach, the pool's 50 exits paired"
+
+# A container: runc runs a static fixture in a root of its own, in namespaces of its own, under
+# a cgroup path shaped like Docker's; gmon --all --container finds it by its cgroup and counts it.
+fix=.fixtures/1.27.3/goroutines.normal
+cid=3f9a1c7e5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f3a
+bundle=$T/bundle; rm -rf $bundle; mkdir -p $bundle/rootfs; cp $fix $bundle/rootfs/goroutines
+runc delete -f gmon-e2e >/dev/null 2>&1
+(cd $bundle && runc spec) || fail "runc spec exited $?"
+/usr/bin/python3 - $bundle/config.json /docker/$cid <<'PY' || fail "editing the container's config.json"
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["/goroutines", "-a", "300", "-b", "30", "-c", "5", "-wait-stdin"]
+c["linux"]["cgroupsPath"] = sys.argv[2]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+watch --all --exe goroutines --container $(echo $cid | cut -c1-12)
+# --no-pivot: the VM's root is an initramfs, from which pivot_root cannot move. The program
+# waits for a line before it starts its goroutines (gmon attaches to it first) and before it exits.
+rm -f $T/cin; mkfifo $T/cin
+timeout 300 runc run --no-pivot --bundle $bundle gmon-e2e <$T/cin >$T/truth1 2>$T/runc &
+R=$!
+exec 8>$T/cin
+i=0; while ! grep -q "in container $(echo $cid | cut -c1-12)" $T/err; do
+  [ $i -lt 600 ] || { exec 8>&-; fail "gmon --all did not attach to the container's program: $(grep 'gmon: ' $T/err | head -5; tail -3 $T/runc)"; }
+  sleep 0.1; i=$((i + 1))
+done
+echo go >&8
+i=0; while ! grep -q '^done' $T/truth1; do [ $i -lt 600 ] || { exec 8>&-; fail "the container's program did not finish"; }; sleep 0.1; i=$((i + 1)); done
+echo exit >&8; exec 8>&-
+wait $R || fail "runc run exited $?: $(tail -3 $T/runc)"
+runc delete -f gmon-e2e >/dev/null 2>&1
+sleep 1; stop INT || fail "gmon exited $? on SIGINT"
+for site in A B C; do
+  line=$(grep "truth site=$site " $T/truth1)
+  f=$(echo "$line" | sed 's/.* function=\([^ ]*\).*/\1/')
+  want=$(echo "$line" | sed 's/.* created=\([0-9]*\) exited=\([0-9]*\).*/\1 \2/')
+  got=$(row "$f")
+  [ "$got" = "$want" ] || fail "container: $f created/exited $got, the program's truth $want"
+done
+echo "ok a container (runc, Docker's cgroup path shape): found by gmon --all --container, exact counts"
 
 # Preemption: programs creating goroutines against competing load. On a preemptible kernel
 # (PREEMPT_RT, preempt=full) a creation's BPF program can be preempted by another's on the

@@ -48,6 +48,7 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 job /newroot/gmon-job
 mount -t proc proc /newroot/proc; mount -t sysfs sys /newroot/sys; mount -t devtmpfs dev /newroot/dev
 mount -t tmpfs tmpfs /newroot/run   # /tmp stays the host's (a clone may live there); writes go to the overlay
 mount -t bpf bpf /newroot/sys/fs/bpf 2>/dev/null
+mount -t cgroup2 cgroup2 /newroot/sys/fs/cgroup 2>/dev/null   # runc puts containers in cgroups
 echo "gmon-vm: running on $(uname -r)"
 chroot /newroot /bin/sh -c 'cd "$(cat /gmon-job/cwd)" && exec /bin/sh /gmon-job/cmd' >/newroot/gmon-job/out 2>&1
 echo $? >/newroot/gmon-job/status

@@ -73,7 +73,13 @@ rm -f $T/in; mkfifo $T/in
 $fix -pool 50 <$T/in >$T/blocked &
 B=$!
 exec 7>$T/in   # the program's stdin: a line each to dump, to end the pool, to exit
-waitfor() { i=0; while ! grep -q "$1" $T/blocked; do [ $i -lt 600 ] || fail "the blocked program did not print '$1'"; sleep 0.1; i=$((i + 1)); done; }
+waitfor() {
+  i=0; while ! grep -q "$1" $T/blocked; do
+    kill -0 $B 2>/dev/null || fail "the blocked program exited before printing '$1': $(tail -5 $T/blocked)"
+    [ $i -lt 600 ] || fail "the blocked program did not print '$1' within 60 s"
+    sleep 0.1; i=$((i + 1))
+  done
+}
 waitfor '^ready'
 $GMON goroutines --pid $B >$T/dump 2>&1 || fail "gmon goroutines --pid $B exited $?: $(head -3 $T/dump)"
 echo >&7; waitfor '^end'

@@ -49,6 +49,7 @@ mount -t proc proc /newroot/proc; mount -t sysfs sys /newroot/sys; mount -t devt
 mount -t tmpfs tmpfs /newroot/run   # /tmp stays the host's (a clone may live there); writes go to the overlay
 mount -t bpf bpf /newroot/sys/fs/bpf 2>/dev/null
 mount -t cgroup2 cgroup2 /newroot/sys/fs/cgroup 2>/dev/null   # runc puts containers in cgroups
+ip link set lo up   # fixtures talk to themselves over 127.0.0.1
 echo "gmon-vm: running on $(uname -r)"
 chroot /newroot /bin/sh -c 'cd "$(cat /gmon-job/cwd)" && exec /bin/sh /gmon-job/cmd' >/newroot/gmon-job/out 2>&1
 echo $? >/newroot/gmon-job/status

@@ -16,6 +16,10 @@ GMON=${GMON:-dist/gmon}; [ -x "$GMON" ] || GMON=.build/release/gmon
 STORM=${GMON_VM_STORM_S:-20}
 T=/tmp/gmon-e2e; mkdir -p $T
 fail() { echo "FAIL $*"; [ -f $T/err ] && sed 's/^/  gmon: /' $T/err | tail -30; exit 1; }
+# Whatever a failed check leaves running is stopped (this also runs on this machine, not only in VMs).
+G=; B=; R=; ticker=; hogs=
+cleanup() { kill -INT $G 2>/dev/null; kill $B $R $ticker $hogs 2>/dev/null; runc delete -f gmon-e2e >/dev/null 2>&1; }
+trap cleanup EXIT
 start() {   # path, extra flags
   watch --path "$@"
 }

@@ -1,6 +1,7 @@
 #!/bin/sh
 # gmon's end-to-end core, run inside a VM (scripts/vm/run.sh) on the kernel under test, from
-# the repository's directory (the host's, read-only, with a tmpfs on top):
+# the repository's directory (the host's, read-only, with a tmpfs on top), and by
+# make test-kernels on this machine directly:
 #   1. exact per-site counts on an old and a new Go release, normal and PIE, each program
 #      run twice (a process exit, then a new process of the same file);
 #   2. SIGINT, SIGTERM and SIGKILL leave no BPF program behind;
@@ -16,7 +17,8 @@ GMON=${GMON:-dist/gmon}; [ -x "$GMON" ] || GMON=.build/release/gmon
 STORM=${GMON_VM_STORM_S:-20}
 T=/tmp/gmon-e2e; mkdir -p $T
 fail() { echo "FAIL $*"; [ -f $T/err ] && sed 's/^/  gmon: /' $T/err | tail -30; exit 1; }
-# Whatever a failed check leaves running is stopped (this also runs on this machine, not only in VMs).
+# Whatever a failed check leaves running is stopped (this also runs on this machine, not only
+# in VMs); each variable is emptied once its process is waited for (its pid may be reused).
 G=; B=; R=; ticker=; hogs=
 cleanup() { kill -INT $G 2>/dev/null; kill $B $R $ticker $hogs 2>/dev/null; runc delete -f gmon-e2e >/dev/null 2>&1; }
 trap cleanup EXIT
@@ -35,7 +37,7 @@ stop() {   # signal
   kill -${1:-INT} $G 2>/dev/null
   i=0; while kill -0 $G 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
   if kill -0 $G 2>/dev/null; then kill -9 $G; fail "gmon did not stop within 30 s of SIG${1:-INT}"; fi
-  wait $G
+  wait $G; r=$?; G=; return $r
 }
 # A fixture run, bounded: a hang names itself instead of holding the VM until its timeout.
 run() { timeout 300 "$@"; r=$?; [ $r = 124 ] && fail "$* did not finish within 300 s"; return $r; }
@@ -95,7 +97,7 @@ grep -A1 '^50 goroutines \[chan receive\]' $T/dump | grep -q '^main.poolWorker' 
 watch --pid $B
 echo >&7; waitfor '^pool ended'
 sleep 1; stop INT || fail "gmon exited $? on SIGINT"
-exec 7>&-; wait $B
+exec 7>&-; wait $B; B=
 grep -q "(and $((own + system)) already running when gmon attached), 50 exited, " $T/err \
   && grep -q " 0 exits of goroutines created before gmon attached" $T/err \
   || fail "seeded goroutines: want $((own + system)) already running and 50 exited: $(grep 'gmon summary' $T/err)"
@@ -131,6 +133,7 @@ echo go >&8
 i=0; while ! grep -q '^done' $T/truth1; do [ $i -lt 600 ] || { exec 8>&-; fail "the container's program did not finish"; }; sleep 0.1; i=$((i + 1)); done
 echo exit >&8; exec 8>&-
 wait $R || fail "runc run exited $?: $(tail -3 $T/runc)"
+R=
 runc delete -f gmon-e2e >/dev/null 2>&1
 sleep 1; stop INT || fail "gmon exited $? on SIGINT"
 for site in A B C; do
@@ -166,11 +169,12 @@ stress() {   # scratch slots (0: all); leaves the creators' truth in $T/truth, t
   timeout 300 chrt -r 10 taskset -c 0 $fix -ticks-for ${STRESS}s -tick 100us >$T/ticks &
   ticker=$!
   i=0; while ! grep -q '^truth' $T/ticks && [ $i -lt 1000 ]; do
-    run taskset -c 0 env GOMAXPROCS=4 $fix -a 3000 -b 300 -c 2 -b-life 1ms >>$T/truth || { kill $hogs $ticker; fail "$fix exited $?"; }
+    run taskset -c 0 env GOMAXPROCS=4 $fix -a 3000 -b 300 -c 2 -b-life 1ms >>$T/truth || fail "$fix exited $?"
     i=$((i + 1))
   done
-  wait $ticker || { kill $hogs; fail "the SCHED_RR ticker exited $? (124: it did not finish within 300 s)"; }
-  kill $hogs
+  wait $ticker || fail "the SCHED_RR ticker exited $? (124: it did not finish within 300 s)"
+  ticker=
+  kill $hogs; hogs=
   sleep 1; stop INT || fail "gmon exited $? on SIGINT"
 }
 busy() { sed -n 's/^creations lost while every scratch slot.*: \([0-9]*\)$/\1/p' $T/err; }

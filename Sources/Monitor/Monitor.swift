@@ -80,7 +80,7 @@ public final class Monitor {
             lossWarning.read(gapNs: lastPull == 0 ? 0 : t &- lastPull, fullest: rings.fullest())
             lastPull = t
             var copying = !waiting.isEmpty, n = 0
-            let start = copying ? 0 : monotonicNow()
+            let start = copying ? 0 : t
             rings.drain(before: limit) { r in
                 if !copying {
                     pipeline.handle(r)

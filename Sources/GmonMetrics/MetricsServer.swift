@@ -81,9 +81,11 @@ public final class MetricsServer: @unchecked Sendable {
         var body = metrics.render(openMetrics: om)
         var headers: HTTPFields = [.contentType: om ? Exposition.openMetricsContentType : Exposition.prometheusContentType]
         // Prometheus asks for gzip: a scrape is text that repeats its label names and values on
-        // every series, so it compresses many times over.
+        // every series, so it compresses many times over. Level 1: a scrape is served on every
+        // request, and level 1 already takes most of the repetition out. Should zlib fail, the
+        // body goes as it is.
         headers[.vary] = "Accept-Encoding"
-        if acceptsGzip(request.headers[.acceptEncoding]), let z = gzip(body) {
+        if acceptsGzip(request.headers[.acceptEncoding]), let z = Gzip.compress(body, level: 1) {
             body = z
             headers[.contentEncoding] = "gzip"
         }
@@ -104,10 +106,6 @@ public final class MetricsServer: @unchecked Sendable {
             return q > 0
         }
     }
-
-    /// The body gzipped, nil if zlib fails (the body then goes as it is). Level 1: a scrape is
-    /// served on every request, and level 1 already takes most of the repetition out.
-    static func gzip(_ input: [UInt8]) -> [UInt8]? { Gzip.compress(input, level: 1) }
 }
 
 /// "HOST:PORT", "[::1]:PORT", ":PORT" (every IPv4 interface, as Prometheus exporters take it)

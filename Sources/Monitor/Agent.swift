@@ -270,10 +270,11 @@ public final class Agent {
         return g
     }
 
-    /// Once a second: processes gone; executables with none left are detached; series of
-    /// groups gone for longer than the grace period are removed.
+    /// Until when everySecond returns freed memory to the system (a few seconds after a removal).
     private var trimUntilNs: UInt64 = 0
 
+    /// Once a second: processes gone; executables with none left are detached; series of
+    /// groups gone for longer than the grace period are removed.
     public func everySecond() {
         let now = monotonicNow()
         for (id, t) in targets {

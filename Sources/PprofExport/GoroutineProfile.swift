@@ -82,12 +82,8 @@ public enum GoroutineProfile {
             p.sample.append(sample)
         }
         p.stringTable = table
-        return try gzip(Array(p.serializedData()))
-    }
-
-    /// pprof's files are gzipped.
-    static func gzip(_ input: [UInt8]) throws -> [UInt8] {
-        guard let z = Gzip.compress(input) else { throw CocoaError(.coderInvalidValue) }
+        // pprof's files are gzipped.
+        guard let z = Gzip.compress(Array(try p.serializedData())) else { throw CocoaError(.coderInvalidValue) }
         return z
     }
 }

@@ -46,8 +46,6 @@ extension EndToEnd {
                 .map { String($0.dropFirst(name.count + 1)).trimmingCharacters(in: .whitespaces) }
         }
 
-        static func gunzip(_ data: Data) throws -> Data { try TestSupport.gunzip(data) }
-
         /// The series by name and labels, sorted (values move between two scrapes, and the
         /// families' order is not fixed from one scrape to the next).
         static func series(_ text: String) -> [String] {
@@ -88,7 +86,7 @@ extension EndToEnd {
             #expect(gz.head.first == "HTTP/1.1 200 OK", "\(gz.head)")
             #expect(Self.header(gz.head, "Content-Encoding") == "gzip", "\(gz.head)")
             #expect(Int(Self.header(gz.head, "Content-Length") ?? "") == gz.body.count, "\(gz.head)")
-            let unzipped = String(decoding: try Self.gunzip(gz.body), as: UTF8.self)
+            let unzipped = String(decoding: try gunzip(gz.body), as: UTF8.self)
             let (a, b) = (Set(Self.series(unzipped)), Set(Self.series(plain)))
             #expect(a == b && !a.isEmpty, "the gzipped exposition differs: only gzipped \(a.subtracting(b)), only plain \(b.subtracting(a))")
             #expect(gz.body.count * 5 < get.body.count, "gzip: \(gz.body.count) of \(get.body.count) bytes")
@@ -97,7 +95,7 @@ extension EndToEnd {
             #expect(Self.header(refused.head, "Content-Encoding") == nil, "\(refused.head)")
             let om = try Self.request("GET", address, headers: ["Accept: application/openmetrics-text; version=1.0.0", "Accept-Encoding: deflate, gzip"])
             #expect(Self.header(om.head, "Content-Encoding") == "gzip", "\(om.head)")
-            #expect(String(decoding: try Self.gunzip(om.body), as: UTF8.self).hasSuffix("# EOF\n"))
+            #expect(String(decoding: try gunzip(om.body), as: UTF8.self).hasSuffix("# EOF\n"))
             #expect(try gmon.stop() == 0)
         }
     }

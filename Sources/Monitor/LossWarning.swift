@@ -17,6 +17,7 @@ public struct LossWarning {
     let tickNs: UInt64
     private var reported: [String: UInt64] = [:]
     private var lastWarningNs: UInt64?
+    private var lastReadNs: UInt64?
     /// Since the last warning: the longest time between two reads of the rings, and the
     /// fullest a ring was when read.
     private var longestGapNs: UInt64 = 0
@@ -29,14 +30,24 @@ public struct LossWarning {
         for r in Self.reasons { reported[r] = 0 }
     }
 
-    /// A read of the rings: the time since the one before, and how full the fullest ring was.
-    public mutating func read(gapNs: UInt64, fullest fill: Double) {
-        if gapNs > longestGapNs { longestGapNs = gapNs }
+    /// A read of the rings at `nowNs`, the fullest ring `fill` full when it began.
+    public mutating func read(atNs nowNs: UInt64, fullest fill: Double) {
+        observe(nowNs: nowNs, fullest: fill)
+        lastReadNs = nowNs
+    }
+
+    /// The time since the last read, and how full the rings are now.
+    private mutating func observe(nowNs: UInt64, fullest fill: Double) {
+        if let last = lastReadNs, nowNs &- last > longestGapNs { longestGapNs = nowNs &- last }
         if fill > fullest { fullest = fill }
     }
 
-    /// The warning to give now, if any (called about once a second with the totals so far).
-    public mutating func check(losses: [String: UInt64], nowNs: UInt64) -> String? {
+    /// The warning to give now, if any (called about once a second with the totals so far, and
+    /// how full the fullest ring is now). gmon may have been stopped (not scheduled) just
+    /// before this check, the losses of that time in the counters already and no read since:
+    /// the time since the last read counts as a read's would.
+    public mutating func check(losses: [String: UInt64], nowNs: UInt64, fullest fill: Double) -> String? {
+        observe(nowNs: nowNs, fullest: fill)
         var lost: [(String, UInt64)] = []
         for r in Self.reasons {
             let n = losses[r, default: 0], before = reported[r, default: 0]

@@ -72,13 +72,11 @@ public final class Monitor {
         let waiting = RecordQueue(maxBytes: options.bufferBytes)
         var pulledBefore: UInt64 = 0
         var lossWarning = LossWarning(ringBytes: rings.bytesPerRing)
-        var lastPull: UInt64 = 0
         func pull(before limit: UInt64) {
             pulledBefore = limit
             // What a warning about losses says: how late this read is, how full the rings are.
             let t = monotonicNow()
-            lossWarning.read(gapNs: lastPull == 0 ? 0 : t &- lastPull, fullest: rings.fullest())
-            lastPull = t
+            lossWarning.read(atNs: t, fullest: rings.fullest())
             var copying = !waiting.isEmpty, n = 0
             let start = copying ? 0 : t
             rings.drain(before: limit) { r in
@@ -98,8 +96,8 @@ public final class Monitor {
         }
         let metricsOn = metrics != nil
         func drain(everything: Bool = false) {
-            pull(before: everything ? UInt64.max : monotonicNow())
-            let began = lastPull
+            let began = monotonicNow()
+            pull(before: everything ? UInt64.max : began)
             var n = 0, lastPublish = pulledBefore, complete = true
             while waiting.pop({ pipeline.handle($0) }) {
                 n += 1
@@ -135,11 +133,7 @@ public final class Monitor {
                 // The age gauges walk every live goroutine: not for metrics nobody serves.
                 let lost = losses().byReason
                 metrics?.refresh(tracker: pipeline.tracker, nowNs: now, losses: lost, logLinesDropped: log.droppedLines)
-                // gmon may have been stopped (not scheduled) just before this check, and the
-                // losses of that time are in the counters already: the time since the last
-                // read of the rings counts too.
-                lossWarning.read(gapNs: lastPull == 0 ? 0 : now &- lastPull, fullest: rings.fullest())
-                if let w = lossWarning.check(losses: lost, nowNs: now) { warn(w) }
+                if let w = lossWarning.check(losses: lost, nowNs: now, fullest: rings.fullest()) { warn(w) }
                 everySecond()
                 lastSecond = now
             }

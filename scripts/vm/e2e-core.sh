@@ -29,8 +29,16 @@ watch() {   # gmon's arguments
   : >$T/err
   ${PIN:-} $GMON "$@" --no-metrics --log-level warn >$T/out 2>$T/err &
   G=$!
-  i=0; while [ $i -lt 600 ]; do grep -q "gmon: watching" $T/err && return 0; kill -0 $G 2>/dev/null || break; sleep 0.1; i=$((i + 1)); done
-  fail "gmon did not attach ($*)"
+  await $T/err "gmon: watching" $G "gmon did not attach ($*)"
+}
+# Waits up to 60 s for a line matching PATTERN in FILE; fails with WHAT when it does not come,
+# at once when PID (the process that should write it) is gone.
+await() {   # file, pattern, pid, what
+  i=0; while ! grep -q "$2" "$1"; do
+    kill -0 $3 2>/dev/null || fail "$4: it exited: $(tail -3 "$1")"
+    [ $i -lt 600 ] || fail "$4 within 60 s"
+    sleep 0.1; i=$((i + 1))
+  done
 }
 # Stops gmon with a signal; a gmon that does not exit within 30 s is a failure (and killed).
 stop() {   # signal
@@ -43,6 +51,17 @@ stop() {   # signal
 run() { timeout 300 "$@"; r=$?; [ $r = 124 ] && fail "$* did not finish within 300 s"; return $r; }
 # The summary's created and exited for a function: "CREATED EXITED LIVE OLDEST CLOSED AVG FUNCTION <- …".
 row() { awk -v f="$1" '$7 == f || $8 == f { print $1, $2; exit }' $T/err; }
+# Each site's created and exited in gmon's summary equal the sums of the programs' truth lines.
+exact() {   # what (for a failure), sites, truth files…
+  what=$1; sites=$2; shift 2
+  for site in $sites; do
+    grep -q "truth site=$site " "$@" || fail "$what: no truth line for site $site"
+    f=$(grep -h "truth site=$site " "$@" | head -1 | sed 's/.* function=\([^ ]*\).*/\1/')
+    want=$(grep -h "truth site=$site " "$@" | sed 's/.* created=\([0-9]*\) exited=\([0-9]*\).*/\1 \2/' | awk '{ c += $1; x += $2 } END { print c, x }')
+    got=$(row "$f")
+    [ "$got" = "$want" ] || fail "$what, $f: gmon created/exited $got, the programs' truth $want"
+  done
+}
 
 echo "kernel $(uname -r) with $GMON$(grep -ow 'preempt=[a-z]*' /proc/cmdline | sed 's/^/, /')"
 for fix in .fixtures/1.21.13/goroutines.normal .fixtures/1.21.13/goroutines.pie .fixtures/1.27.3/goroutines.normal .fixtures/1.27.3/goroutines.pie; do
@@ -50,14 +69,7 @@ for fix in .fixtures/1.21.13/goroutines.normal .fixtures/1.21.13/goroutines.pie 
   run $fix -a 300 -b 30 -c 5 >$T/truth1 || fail "$fix exited $?"
   run $fix -a 300 -b 30 -c 5 >$T/truth2 || fail "$fix exited $?"
   sleep 1; stop INT || fail "gmon exited $? on SIGINT"
-  for site in A B C; do
-    line=$(grep "truth site=$site " $T/truth1)
-    f=$(echo "$line" | sed 's/.* function=\([^ ]*\).*/\1/')
-    c=$(echo "$line" | sed 's/.* created=\([0-9]*\).*/\1/'); x=$(echo "$line" | sed 's/.* exited=\([0-9]*\).*/\1/')
-    want="$((2 * c)) $((2 * x))"
-    got=$(row "$f")
-    [ "$got" = "$want" ] || fail "$fix $f: gmon created/exited $got, the two runs' truth $want"
-  done
+  exact "$fix (two runs)" "A B C" $T/truth1 $T/truth2
   grep -q "^lost events: ring buffer full 0 " $T/err || fail "$fix: events lost"
   echo "ok exact counts, a process exit and a new process: $fix"
 done
@@ -79,13 +91,7 @@ rm -f $T/in; mkfifo $T/in
 $fix -pool 50 <$T/in >$T/blocked &
 B=$!
 exec 7>$T/in   # the program's stdin: a line each to dump, to end the pool, to exit
-waitfor() {
-  i=0; while ! grep -q "$1" $T/blocked; do
-    kill -0 $B 2>/dev/null || fail "the blocked program exited before printing '$1': $(tail -5 $T/blocked)"
-    [ $i -lt 600 ] || fail "the blocked program did not print '$1' within 60 s"
-    sleep 0.1; i=$((i + 1))
-  done
-}
+waitfor() { await $T/blocked "$1" $B "the blocked program did not print '$1'"; }
 waitfor '^ready'
 $GMON goroutines --pid $B >$T/dump 2>&1 || fail "gmon goroutines --pid $B exited $?: $(head -3 $T/dump)"
 echo >&7; waitfor '^end'
@@ -125,24 +131,15 @@ rm -f $T/cin; mkfifo $T/cin
 timeout 300 runc run --no-pivot --bundle $bundle gmon-e2e <$T/cin >$T/truth1 2>$T/runc &
 R=$!
 exec 8>$T/cin
-i=0; while ! grep -q "in container $(echo $cid | cut -c1-12)" $T/err; do
-  [ $i -lt 600 ] || { exec 8>&-; fail "gmon --all did not attach to the container's program: $(grep 'gmon: ' $T/err | head -5; tail -3 $T/runc)"; }
-  sleep 0.1; i=$((i + 1))
-done
+await $T/err "in container $(echo $cid | cut -c1-12)" $G "gmon --all did not attach to the container's program ($(tail -3 $T/runc))"
 echo go >&8
-i=0; while ! grep -q '^done' $T/truth1; do [ $i -lt 600 ] || { exec 8>&-; fail "the container's program did not finish"; }; sleep 0.1; i=$((i + 1)); done
+await $T/truth1 '^done' $R "the container's program did not finish"
 echo exit >&8; exec 8>&-
 wait $R || fail "runc run exited $?: $(tail -3 $T/runc)"
 R=
 runc delete -f gmon-e2e >/dev/null 2>&1
 sleep 1; stop INT || fail "gmon exited $? on SIGINT"
-for site in A B C; do
-  line=$(grep "truth site=$site " $T/truth1)
-  f=$(echo "$line" | sed 's/.* function=\([^ ]*\).*/\1/')
-  want=$(echo "$line" | sed 's/.* created=\([0-9]*\) exited=\([0-9]*\).*/\1 \2/')
-  got=$(row "$f")
-  [ "$got" = "$want" ] || fail "container: $f created/exited $got, the program's truth $want"
-done
+exact container "A B C" $T/truth1
 echo "ok a container (runc, Docker's cgroup path shape): found by gmon --all --container, exact counts"
 
 # Preemption: programs creating goroutines against competing load. On a preemptible kernel
@@ -186,12 +183,7 @@ if [ $preemptible = yes ] && [ $((major * 100 + minor)) -ge 610 ]; then
   [ "$b1" -gt 0 ] || fail "preemption stress with one scratch slot: no creation found it taken, so no creation was preempted by another on its CPU: the stress does not reach what it guards against"
 fi
 stress 0
-for site in A B C T; do
-  f=$(grep -h "truth site=$site " $T/truth $T/ticks | head -1 | sed 's/.* function=\([^ ]*\).*/\1/')
-  want=$(grep -h "truth site=$site " $T/truth $T/ticks | sed 's/.* created=\([0-9]*\) exited=\([0-9]*\).*/\1 \2/' | awk '{ c += $1; x += $2 } END { print c, x }')
-  got=$(row "$f")
-  [ "$got" = "$want" ] || fail "preemption stress, $f: gmon created/exited $got, the programs' truth $want"
-done
+exact "preemption stress" "A B C T" $T/truth $T/ticks
 awk '$7 ~ /^0x/ || $8 ~ /^0x/' $T/err | grep -q . && fail "preemption stress: sites no program has (mixed events): $(awk '$7 ~ /^0x/' $T/err | head -3)"
 grep -q "^lost events: ring buffer full 0 " $T/err || fail "preemption stress: events lost"
 [ -z "$(busy)" ] || fail "preemption stress: $(busy) creations lost to busy scratch slots"
@@ -212,6 +204,6 @@ lost=$(sed -n 's/^lost events: ring buffer full [0-9]* (creations \([0-9]*\),.*/
 # The runtime's own few goroutines may be among the lost creations (they cannot be told apart by site).
 [ $seen -le $n ] && [ $((seen + lost)) -ge $n ] && [ $((seen + lost)) -le $((n + 50)) ] \
   || fail "storm: created $n, gmon saw $seen and counted $lost creations lost"
-got=$(row main.shortLived); [ "$got" = "100 100" ] || fail "after the storm: main.shortLived $got, truth 100 100"
+exact "after the storm" "A B C" $T/after
 echo "ok a ${STORM} s storm: $n created, $seen seen, $lost counted lost; the run after it exact"
 echo "PASS"

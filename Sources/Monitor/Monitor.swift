@@ -72,6 +72,12 @@ public final class Monitor {
         let waiting = RecordQueue(maxBytes: options.bufferBytes)
         var pulledBefore: UInt64 = 0
         var lossWarning = LossWarning(ringBytes: rings.bytesPerRing)
+        // A long backlog: scrapes see the counts so far (every 20 ms of it).
+        let metricsOn = metrics != nil
+        var lastPublish: UInt64 = 0
+        func publishIfDue(_ now: UInt64) {
+            if metricsOn && now &- lastPublish >= 20_000_000 { pipeline.publish(); lastPublish = now }
+        }
         func pull(before limit: UInt64) {
             pulledBefore = limit
             // What a warning about losses says: how late this read is, how full the rings are.
@@ -88,17 +94,21 @@ public final class Monitor {
                 }
                 if !waiting.append(r) {
                     // Full: what waits goes first, then this record (order kept); the rings
-                    // fill meanwhile, and the kernel counts what it cannot deliver.
-                    while waiting.pop({ pipeline.handle($0) }) {}
+                    // fill meanwhile, and the kernel counts what it cannot deliver. That is
+                    // up to --buffer-mb of records (seconds for a debug build under load).
+                    var k = 0
+                    while waiting.pop({ pipeline.handle($0) }) {
+                        k += 1
+                        if k & 1023 == 0 { publishIfDue(monotonicNow()) }
+                    }
                     pipeline.handle(r)
                 }
             }
         }
-        let metricsOn = metrics != nil
         func drain(everything: Bool = false) {
             let began = monotonicNow()
             pull(before: everything ? UInt64.max : began)
-            var n = 0, lastPublish = pulledBefore, complete = true
+            var n = 0, complete = true
             while waiting.pop({ pipeline.handle($0) }) {
                 n += 1
                 // The clock is read every 16 records; a record with a new stack is slow
@@ -106,8 +116,7 @@ public final class Monitor {
                 if n & 15 == 0, !everything {
                     let now = monotonicNow()
                     if now &- pulledBefore >= 250_000 { pull(before: now) }
-                    // A long backlog: scrapes see the counts so far.
-                    if metricsOn && now &- lastPublish >= 20_000_000 { pipeline.publish(); lastPublish = now }
+                    publishIfDue(now)
                     // A backlog that outlasts 100 ms goes on after the loop's own work (a stop
                     // request, the per-second checks and warnings): under a load gmon cannot
                     // keep up with, it would otherwise never come back to them.
